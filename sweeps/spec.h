@@ -1,0 +1,145 @@
+// The sweep spec: parse and validate a sweep YAML file, and turn its search space
+// into trial parameters and trial command lines.
+//
+// The format is a superset of the W&B sweep format (docs/spec.md), so W&B sweep files
+// run unchanged. Every error is an InvalidArgument status whose message names the
+// file, line and column (1-based), the key path and what was expected:
+//
+//   lr_grid.yaml:12:7: parameters.lr.min: expected a number, got "abc"
+//
+// Thread safety: all functions are pure; a SweepSpec is an immutable value.
+#ifndef SWEEP_SWEEPS_SPEC_H_
+#define SWEEP_SWEEPS_SPEC_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace sweep::spec {
+
+struct Position {
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based; 0 when unknown
+};
+
+enum class Method { kGrid, kRandom, kBayes };
+enum class Goal { kMinimize, kMaximize };
+
+// W&B's distribution names; see docs/spec.md for each one's meaning.
+enum class Distribution {
+  kConstant,            // value:
+  kCategorical,         // values: (optionally probabilities:)
+  kIntUniform,          // integers min..max inclusive
+  kUniform,             // real min..max
+  kQUniform,            // round(uniform(min, max) / q) * q
+  kLogUniform,          // exp(uniform(min, max)): min and max are natural-log exponents
+  kLogUniformValues,    // log-uniform between the values min and max
+  kQLogUniformValues,   // round(log_uniform_values / q) * q
+  kInvLogUniform,       // 1 / exp(uniform(min, max))
+  kInvLogUniformValues, // 1 / log_uniform_values(1/max, 1/min)
+  kNormal,              // normal(mu, sigma)
+  kQNormal,             // round(normal / q) * q
+  kLogNormal,           // exp(normal(mu, sigma))
+  kQLogNormal,          // round(log_normal / q) * q
+};
+
+// Returns W&B's name for `d` ("int_uniform", ...).
+std::string_view DistributionName(Distribution d);
+
+// One leaf of the search space.
+struct Parameter {
+  // Key path from `parameters:`; more than one element for nested `parameters:`
+  // blocks. The trial's parameters are a JSON object nested the same way.
+  std::vector<std::string> path;
+  Distribution distribution = Distribution::kConstant;
+  std::vector<nlohmann::json> values;  // kConstant (one value), kCategorical
+  std::vector<double> probabilities;   // kCategorical; empty means equal weights
+  double min = 0, max = 0;             // uniform families
+  double mu = 0, sigma = 1;            // normal families
+  double q = 1;                        // q_ families
+  Position position;                   // where the parameter's key is
+
+  // Returns the dotted key path ("optimizer.lr").
+  std::string Name() const;
+};
+
+struct Metric {
+  std::string name;
+  Goal goal = Goal::kMinimize;
+  std::optional<double> target;  // stop launching once a trial reaches it
+};
+
+struct Resources {
+  // 0: the trial runs on any slot, GPU or CPU. N >= 1: needs N GPUs, never lands on
+  // a CPU slot.
+  int gpus_per_trial = 0;
+};
+
+struct SweepSpec {
+  std::string file_name;  // as given to ParseSpec, used in messages
+  std::string name;
+  std::string description;
+  std::string program;
+  // The `command:` list as written, macros unexpanded. Empty means W&B's default
+  // ["${env}", "${interpreter}", "${program}", "${args}"].
+  std::vector<std::string> command;
+  Method method = Method::kRandom;
+  std::optional<Metric> metric;
+  std::vector<Parameter> parameters;  // in file order, nested blocks depth-first
+  std::optional<int64_t> run_cap;     // `run_cap` or its alias `max_trials`
+  int max_concurrent = 0;             // 0: no limit beyond the free slots
+  int max_retries = 2;                // re-queues after a lost worker
+  std::optional<uint64_t> seed;       // absent: the scheduler picks one at submit
+  Resources resources;
+  nlohmann::json early_terminate;     // null when absent; validated shape
+  // Things that are valid but worth telling the user (e.g. a key accepted for W&B
+  // compatibility that sweep ignores). Each names file:line:column.
+  std::vector<std::string> warnings;
+};
+
+// Parses and validates a spec from `yaml_text`. `file_name` is used in messages only.
+// Returns InvalidArgument (message as in the file comment) for malformed YAML,
+// unknown keys or methods, wrong types, empty `values`, min > max, a grid over a
+// continuous distribution, and every other violation of docs/spec.md.
+absl::StatusOr<SweepSpec> ParseSpec(std::string_view yaml_text,
+                                    std::string_view file_name);
+
+// Reads `path` and parses it. Returns NotFound if the file cannot be read, else as
+// ParseSpec.
+absl::StatusOr<SweepSpec> LoadSpecFile(const std::string& path);
+
+// Returns the number of points in the grid (product over parameters; duplicates
+// are not removed). Returns InvalidArgument when a parameter is not discrete,
+// whatever the spec's method.
+absl::StatusOr<int64_t> GridSize(const SweepSpec& spec);
+
+// Returns how many trials the sweep runs in all: the grid size (capped by run_cap)
+// for grid, run_cap for the other methods, or nullopt when unbounded (random or
+// bayes without run_cap: runs until cancelled).
+std::optional<int64_t> TrialBudget(const SweepSpec& spec);
+
+// Returns grid point `index` (0 <= index < GridSize) as a nested JSON object. The
+// last parameter varies fastest.
+nlohmann::json GridPoint(const SweepSpec& spec, int64_t index);
+
+// Returns a random sample of the search space as a nested JSON object. The result is
+// a pure function of (spec, seed, index): a restarted scheduler draws the same
+// trials again.
+nlohmann::json SamplePoint(const SweepSpec& spec, uint64_t seed, int64_t index);
+
+// Returns the argv of a trial: `command` (or the default) with its macros expanded
+// for `params`. A list item that is exactly one of ${args}, ${args_no_hyphens},
+// ${args_no_boolean_flags}, ${args_json}, ${env}, ${interpreter}, ${program} becomes
+// zero or more items; a macro inside a longer item is substituted in place.
+// Returns InvalidArgument for an unknown macro or an empty result.
+absl::StatusOr<std::vector<std::string>> BuildCommand(
+    const SweepSpec& spec, const nlohmann::json& params);
+
+}  // namespace sweep::spec
+
+#endif  // SWEEP_SWEEPS_SPEC_H_
