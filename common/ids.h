@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/random/bit_gen_ref.h"
 #include "absl/random/random.h"
 
 namespace sweep {

@@ -1,0 +1,45 @@
+// The `sweep` subcommands, each a function from parsed options to an exit code
+// (0 success, 2 bad input, 1 other failure; see common/status_util.h). Results go
+// to stdout, messages to stderr. main.cc only parses flags and dispatches here.
+#ifndef SWEEP_CLI_COMMANDS_H_
+#define SWEEP_CLI_COMMANDS_H_
+
+#include <string>
+
+#include "scheduler/server.h"
+#include "worker/worker.h"
+
+namespace sweep {
+
+struct SchedulerCommandOptions {
+  ServerOptions server;
+  std::string port_file;  // written with the bound address once listening
+};
+int SchedulerCommand(const SchedulerCommandOptions& o);
+
+int WorkerCommand(const WorkerOptions& o);
+
+int SubmitCommand(const std::string& scheduler, const std::string& file);
+int StatusCommand(const std::string& scheduler, const std::string& sweep_id, bool json);
+int TrialsCommand(const std::string& scheduler, const std::string& sweep_id,
+                  const std::string& sort_metric, bool reverse, bool json);
+int BestCommand(const std::string& scheduler, const std::string& sweep_id, bool json);
+int CancelCommand(const std::string& scheduler, const std::string& sweep_id);
+int LogsCommand(const std::string& scheduler, const std::string& trial_id, bool stderr_only);
+int ExportCommand(const std::string& scheduler, const std::string& sweep_id,
+                  const std::string& format, const std::string& output);
+int ValidateCommand(const std::string& file);
+
+struct RunCommandOptions {
+  std::string file;
+  std::string gpus;  // all|LIST; empty: GPUs if the node has any, else CPU slots
+  int cpus = 0;
+  std::string db = "sweeps.db";
+  std::string work_dir = "sweep-runs";
+  std::string log_level = "warn";
+};
+int RunCommand(const RunCommandOptions& o);
+
+}  // namespace sweep
+
+#endif  // SWEEP_CLI_COMMANDS_H_

@@ -1,0 +1,142 @@
+// `sweep`: the command-line entry point. Parses flags into option structs and
+// dispatches to cli/commands.h; no logic of its own.
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "common/logging.h"
+#include "common/status_util.h"
+
+namespace {
+
+absl::Duration Seconds(double s) { return absl::Milliseconds(static_cast<int64_t>(s * 1000)); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace sweep;
+  CLI::App app{"sweep: hyperparameter sweeps on every GPU you have"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "sweep 0.1.0");
+  std::string scheduler = DefaultSchedulerAddress();
+  std::string log_level = "info";
+  auto add_scheduler = [&](CLI::App* c) {
+    c->add_option("--scheduler", scheduler,
+                  "scheduler address (default $SWEEP_SCHEDULER, else 127.0.0.1:50051)");
+  };
+
+  // Daemons.
+  SchedulerCommandOptions so;
+  double lease_timeout = 30, heartbeat = 2;
+  CLI::App* sched = app.add_subcommand("scheduler", "run the scheduler daemon");
+  sched->add_option("--listen", so.server.listen, "gRPC address (port 0: any free port)")
+      ->capture_default_str();
+  sched->add_option("--db", so.server.db_path, "SQLite database file")->capture_default_str();
+  sched->add_option("--lease-timeout", lease_timeout,
+                    "seconds without a heartbeat before a worker's trial is re-queued")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  sched->add_option("--heartbeat-interval", heartbeat, "seconds between worker heartbeats")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  sched->add_option("--port-file", so.port_file, "write the bound address to this file");
+  sched->add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+
+  WorkerOptions wo;
+  double drain = 60, grace = 10;
+  CLI::App* worker = app.add_subcommand("worker", "run a worker daemon");
+  add_scheduler(worker);
+  auto* gpu_opt = worker->add_option("--gpu", wo.gpu, "run one slot pinned to this GPU");
+  auto* gpus_opt = worker->add_option("--gpus", wo.gpus,
+                                      "all or a list (0,2,3): one worker process per GPU");
+  auto* cpus_opt = worker->add_option("--cpus", wo.cpus, "run this many CPU slots")
+                       ->check(CLI::PositiveNumber);
+  gpu_opt->excludes(gpus_opt)->excludes(cpus_opt);
+  gpus_opt->excludes(cpus_opt);
+  worker->add_option("--work-dir", wo.work_dir, "where trial directories go")
+      ->capture_default_str();
+  worker->add_option("--drain-timeout", drain,
+                     "seconds running trials may go on after SIGTERM")
+      ->capture_default_str();
+  worker->add_option("--kill-grace", grace, "seconds between SIGTERM and SIGKILL of a trial")
+      ->capture_default_str();
+  worker->add_option("--log-level", log_level)->capture_default_str();
+
+  // Client commands.
+  std::string file, sweep_id, trial_id, sort_metric, format = "csv", output;
+  bool json = false, reverse = false, stderr_only = false;
+  CLI::App* submit = app.add_subcommand("submit", "submit a sweep; prints its id");
+  submit->add_option("file", file, "sweep spec (YAML)")->required();
+  add_scheduler(submit);
+  CLI::App* status = app.add_subcommand("status", "show sweeps and workers");
+  status->add_option("sweep", sweep_id, "one sweep's id");
+  status->add_flag("--json", json, "print JSON");
+  add_scheduler(status);
+  CLI::App* trials = app.add_subcommand("trials", "list a sweep's trials");
+  trials->add_option("sweep", sweep_id)->required();
+  trials->add_option("--sort", sort_metric, "sort by the last value of this metric");
+  trials->add_flag("--reverse", reverse, "reverse the --sort order");
+  trials->add_flag("--json", json, "print JSON");
+  add_scheduler(trials);
+  CLI::App* best = app.add_subcommand("best", "show a sweep's best trial");
+  best->add_option("sweep", sweep_id)->required();
+  best->add_flag("--json", json, "print JSON");
+  add_scheduler(best);
+  CLI::App* cancel = app.add_subcommand("cancel", "cancel a sweep and stop its trials");
+  cancel->add_option("sweep", sweep_id)->required();
+  add_scheduler(cancel);
+  CLI::App* logs = app.add_subcommand("logs", "print a trial's stdout and stderr");
+  logs->add_option("trial", trial_id)->required();
+  logs->add_flag("--stderr", stderr_only, "only stderr");
+  add_scheduler(logs);
+  CLI::App* exp = app.add_subcommand("export", "export a sweep's trials");
+  exp->add_option("sweep", sweep_id)->required();
+  exp->add_option("--format", format, "csv or json")->capture_default_str();
+  exp->add_option("-o,--output", output, "file to write (default stdout)");
+  add_scheduler(exp);
+  CLI::App* validate = app.add_subcommand("validate", "check a sweep spec");
+  validate->add_option("file", file)->required();
+
+  RunCommandOptions ro;
+  CLI::App* run = app.add_subcommand("run", "run a sweep on this machine, start to end");
+  run->add_option("file", ro.file, "sweep spec (YAML)")->required();
+  auto* run_gpus = run->add_option("--gpus", ro.gpus, "all or a list of GPU indexes");
+  run->add_option("--cpus", ro.cpus, "CPU slots (default: one per core, when no GPU)")
+      ->excludes(run_gpus)->check(CLI::PositiveNumber);
+  run->add_option("--db", ro.db, "SQLite database file")->capture_default_str();
+  run->add_option("--work-dir", ro.work_dir, "where trial directories go")
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitBadInput;
+  }
+
+  if (*sched) {
+    InitLogging("scheduler", log_level);
+    so.server.scheduler.lease_timeout = Seconds(lease_timeout);
+    so.server.scheduler.heartbeat_interval = Seconds(heartbeat);
+    return SchedulerCommand(so);
+  }
+  if (*worker) {
+    InitLogging("worker", log_level);
+    wo.scheduler = scheduler;
+    wo.drain_timeout = Seconds(drain);
+    wo.kill_grace = Seconds(grace);
+    wo.log_level = log_level;
+    return WorkerCommand(wo);
+  }
+  InitLogging("sweep", "warn");
+  if (*submit) return SubmitCommand(scheduler, file);
+  if (*status) return StatusCommand(scheduler, sweep_id, json);
+  if (*trials) return TrialsCommand(scheduler, sweep_id, sort_metric, reverse, json);
+  if (*best) return BestCommand(scheduler, sweep_id, json);
+  if (*cancel) return CancelCommand(scheduler, sweep_id);
+  if (*logs) return LogsCommand(scheduler, trial_id, stderr_only);
+  if (*exp) return ExportCommand(scheduler, sweep_id, format, output);
+  if (*validate) return ValidateCommand(file);
+  if (*run) return RunCommand(ro);
+  return kExitBadInput;
+}

@@ -1,0 +1,242 @@
+#include "common/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+extern char** environ;
+
+namespace sweep {
+namespace {
+
+int PidfdOpen(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+std::vector<char*> CStrings(const std::vector<std::string>& v) {
+  std::vector<char*> out;
+  out.reserve(v.size() + 1);
+  for (const std::string& s : v) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+// Only async-signal-safe calls between fork and exec. On failure the child writes
+// errno and a step number to `err_fd` and exits 127.
+[[noreturn]] void ChildAfterFork(const SpawnOptions& o, char** argv, char** envp,
+                                 pid_t parent, int err_fd) {
+  int step = 0;
+  auto fail = [&](int s) {
+    int payload[2] = {errno, s};
+    (void)!write(err_fd, payload, sizeof(payload));
+    _exit(127);
+  };
+  if (o.new_process_group && setpgid(0, 0) != 0) fail(step = 1);
+  if (o.die_with_parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(step = 2);
+    if (getppid() != parent) _exit(127);  // the parent died before prctl
+  }
+  // Undo signal state a daemon may have set up.
+  sigset_t all;
+  sigemptyset(&all);
+  sigprocmask(SIG_SETMASK, &all, nullptr);
+  signal(SIGPIPE, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
+  if (!o.stdout_path.empty()) {
+    int fd = open(o.stdout_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0 || dup2(fd, 1) < 0) fail(step = 3);
+    close(fd);
+  }
+  if (!o.stderr_path.empty()) {
+    int fd = open(o.stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0 || dup2(fd, 2) < 0) fail(step = 4);
+    close(fd);
+  }
+  int devnull = open("/dev/null", O_RDONLY);
+  if (devnull >= 0) {
+    dup2(devnull, 0);
+    close(devnull);
+  }
+  if (!o.cwd.empty() && chdir(o.cwd.c_str()) != 0) fail(step = 5);
+  execvpe(argv[0], argv, envp);
+  fail(step = 6);
+  _exit(127);
+}
+
+}  // namespace
+
+std::string ExitStatus::ToString() const {
+  if (signal != 0) {
+    const char* name = sigabbrev_np(signal);
+    return absl::StrCat("killed by SIG", name ? name : absl::StrCat(signal));
+  }
+  return absl::StrCat("exit code ", exit_code);
+}
+
+absl::StatusOr<ChildProcess> ChildProcess::Spawn(const SpawnOptions& o) {
+  if (o.argv.empty() || o.argv[0].empty()) {
+    return absl::InvalidArgumentError("cannot start a process: the command is empty");
+  }
+  std::vector<char*> argv = CStrings(o.argv);
+  std::vector<char*> envp;
+  if (o.env.empty()) {
+    for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+    envp.push_back(nullptr);
+  } else {
+    envp = CStrings(o.env);
+  }
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  }
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(pipefd[0]);
+    close(pipefd[1]);
+    return absl::InternalError(absl::StrCat("fork: ", strerror(e)));
+  }
+  if (pid == 0) {
+    close(pipefd[0]);
+    ChildAfterFork(o, argv.data(), envp.data(), parent, pipefd[1]);
+  }
+  close(pipefd[1]);
+  // Set the group from the parent too, so that signalling the group right after
+  // Spawn returns cannot race the child's own setpgid.
+  if (o.new_process_group) setpgid(pid, pid);
+  int payload[2] = {0, 0};
+  ssize_t n;
+  do {
+    n = read(pipefd[0], payload, sizeof(payload));
+  } while (n < 0 && errno == EINTR);
+  close(pipefd[0]);
+  if (n > 0) {
+    int status;
+    waitpid(pid, &status, 0);
+    static const char* kSteps[] = {"",           "setpgid", "prctl",
+                                   "open stdout", "open stderr", "chdir", "exec"};
+    std::string what = payload[1] == 5 ? absl::StrCat("cannot enter ", o.cwd)
+                       : payload[1] == 3 ? absl::StrCat("cannot open ", o.stdout_path)
+                       : payload[1] == 4 ? absl::StrCat("cannot open ", o.stderr_path)
+                                         : std::string(kSteps[payload[1] % 7]);
+    if (payload[1] == 6) {
+      return absl::NotFoundError(absl::StrCat("cannot run '", o.argv[0],
+                                              "': ", strerror(payload[0])));
+    }
+    return absl::InternalError(absl::StrCat("starting '", o.argv[0], "': ", what,
+                                            ": ", strerror(payload[0])));
+  }
+  return ChildProcess(pid, PidfdOpen(pid), o.new_process_group);
+}
+
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      pidfd_(std::exchange(other.pidfd_, -1)),
+      own_group_(other.own_group_),
+      status_(std::move(other.status_)) {}
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
+  if (this != &other) {
+    Release();
+    pid_ = std::exchange(other.pid_, -1);
+    pidfd_ = std::exchange(other.pidfd_, -1);
+    own_group_ = other.own_group_;
+    status_ = std::move(other.status_);
+  }
+  return *this;
+}
+
+ChildProcess::~ChildProcess() { Release(); }
+
+void ChildProcess::Release() {
+  if (pid_ > 0 && !status_) Stop(absl::ZeroDuration());
+  if (pidfd_ >= 0) close(pidfd_);
+  pidfd_ = -1;
+  pid_ = -1;
+}
+
+std::optional<ExitStatus> ChildProcess::Wait(absl::Duration timeout) {
+  if (status_ || pid_ <= 0) return status_;
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    siginfo_t info{};
+    // Peek without reaping: the zombie keeps the group id reserved while we kill
+    // what is left of the group.
+    int rc = waitid(P_PID, pid_, &info, WEXITED | WNOHANG | WNOWAIT);
+    if (rc == 0 && info.si_pid == pid_) {
+      if (own_group_) kill(-pid_, SIGKILL);
+      int status = 0;
+      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+      ExitStatus es;
+      if (WIFSIGNALED(status)) {
+        es.signal = WTERMSIG(status);
+      } else {
+        es.exit_code = WEXITSTATUS(status);
+      }
+      status_ = es;
+      return status_;
+    }
+    if (rc < 0 && errno == ECHILD) {  // reaped elsewhere; nothing more to learn
+      status_ = ExitStatus{.exit_code = -1};
+      return status_;
+    }
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return std::nullopt;
+    int ms = static_cast<int>(
+        std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, INT_MAX));
+    if (pidfd_ >= 0) {
+      pollfd p{.fd = pidfd_, .events = POLLIN, .revents = 0};
+      poll(&p, 1, ms);
+    } else {
+      usleep(std::min(ms, 20) * 1000);
+    }
+  }
+}
+
+void ChildProcess::Signal(int sig) {
+  if (pid_ <= 0 || status_) return;
+  if (own_group_) {
+    kill(-pid_, sig);
+  } else {
+    kill(pid_, sig);
+  }
+}
+
+ExitStatus ChildProcess::Stop(absl::Duration grace) {
+  if (status_) return *status_;
+  if (grace > absl::ZeroDuration()) {
+    Signal(SIGTERM);
+    if (auto st = Wait(grace)) return *st;
+  }
+  Signal(SIGKILL);
+  while (!Wait(absl::Seconds(1))) Signal(SIGKILL);
+  return *status_;
+}
+
+std::string SelfExecutable() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "sweep";
+  return std::string(buf, n);
+}
+
+}  // namespace sweep

@@ -1,0 +1,712 @@
+#include "scheduler/scheduler.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/ids.h"
+#include "common/status_util.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+namespace sweep {
+namespace {
+
+bool Better(double a, double b, bool maximize) { return maximize ? a > b : a < b; }
+
+}  // namespace
+
+v1::TrialSummary ToSummary(const TrialRow& t) {
+  v1::TrialSummary s;
+  s.set_id(t.id);
+  s.set_sweep_id(t.sweep_id);
+  s.set_state(t.state);
+  s.set_params_json(t.params_json);
+  s.set_worker(t.worker_id);
+  s.set_host(t.host);
+  s.set_gpu(t.gpu);
+  s.set_attempt(t.attempt);
+  s.set_started_at(t.started_at);
+  s.set_ended_at(t.ended_at);
+  s.set_has_exit(t.exit_code.has_value() || t.signal != 0);
+  s.set_exit_code(t.exit_code.value_or(0));
+  s.set_signal(t.signal);
+  s.set_has_final(t.final_metric.has_value());
+  s.set_final_value(t.final_metric.value_or(0));
+  s.set_has_best(t.best_metric.has_value());
+  s.set_best_value(t.best_metric.value_or(0));
+  s.set_message(t.message);
+  s.set_trial_dir(t.trial_dir);
+  nlohmann::json argv = nlohmann::json::parse(t.argv_json, nullptr, false);
+  if (argv.is_array()) {
+    for (const auto& a : argv) {
+      if (a.is_string()) s.add_argv(a.get<std::string>());
+    }
+  }
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Store* store, Clock* clock,
+                                                             SchedulerOptions options) {
+  std::unique_ptr<Scheduler> s(new Scheduler(store, clock, options));
+  absl::MutexLock lock(&s->mu_);
+  SWEEP_RETURN_IF_ERROR(s->Rebuild());
+  return s;
+}
+
+Scheduler::~Scheduler() { Shutdown(); }
+
+double Scheduler::NowSeconds() const { return ToUnixSecondsDouble(clock_->Now()); }
+
+absl::Status Scheduler::Rebuild() {
+  absl::Time now = clock_->Now();
+  SWEEP_ASSIGN_OR_RETURN(std::vector<SweepRow> sweeps, store_->LoadSweeps());
+  SWEEP_ASSIGN_OR_RETURN(std::vector<TrialRow> trials, store_->LoadActiveTrials());
+  std::map<std::string, std::vector<TrialRow>> trials_by_sweep;
+  for (TrialRow& t : trials) trials_by_sweep[t.sweep_id].push_back(std::move(t));
+
+  for (SweepRow& row : sweeps) {
+    bool has_live = trials_by_sweep.count(row.id) > 0;
+    if (row.state != "running" && !has_live) continue;
+    absl::StatusOr<spec::SweepSpec> parsed = spec::ParseSpec(row.spec_yaml, row.file_name);
+    if (!parsed.ok()) {
+      spdlog::error("sweep {}: its stored spec no longer parses ({}); cancelling it",
+                    row.id, std::string(parsed.status().message()));
+      row.state = "cancelled";
+      row.finished_at = NowSeconds();
+      row.end_reason = "the stored spec no longer parses";
+      SWEEP_RETURN_IF_ERROR(store_->UpdateSweep(row));
+      continue;
+    }
+    SweepState& s = sweeps_[row.id];
+    s.row = row;
+    s.spec = std::move(*parsed);
+    if (row.state == "running") sweep_order_.push_back(row.id);
+    for (TrialRow& t : trials_by_sweep[row.id]) {
+      ActiveTrial& a = active_[t.id];
+      a.row = std::move(t);
+      if (a.row.state == "running") {
+        // Give its worker a full lease period to report in.
+        a.lease_deadline = now + options_.lease_timeout;
+        ++s.running;
+      } else {
+        s.queued.push_back(a.row.id);
+      }
+      if (row.state == "cancelled") {
+        a.stop_requested = true;
+        a.stop_as = TrialState::kCancelled;
+      }
+    }
+  }
+  SWEEP_ASSIGN_OR_RETURN(std::vector<WorkerRow> workers, store_->LoadWorkers());
+  for (WorkerRow& w : workers) {
+    if (w.state == "lost") continue;
+    WorkerState& ws = workers_[w.id];
+    ws.row = std::move(w);
+    ws.last_seen = now;
+  }
+  for (auto& [id, s] : sweeps_) MaybeFinishSweep(s);
+  spdlog::info("state rebuilt: {} running sweeps, {} active trials, {} workers",
+               sweep_order_.size(), active_.size(), workers_.size());
+  return absl::OkStatus();
+}
+
+void Scheduler::Event(const std::string& kind, const std::string& sweep,
+                      const std::string& trial, const std::string& worker,
+                      const std::string& message) {
+  absl::Status st = store_->AddEvent(NowSeconds(), kind, sweep, trial, worker, message);
+  if (!st.ok()) spdlog::warn("could not record event {}: {}", kind, std::string(st.message()));
+}
+
+void Scheduler::SetWorkerState(WorkerState& w, const std::string& state,
+                               const std::string& trial) {
+  w.row.state = state;
+  w.row.trial_id = trial;
+  w.row.last_heartbeat = ToUnixSecondsDouble(w.last_seen);
+  absl::Status st = store_->UpsertWorker(w.row);
+  if (!st.ok()) spdlog::warn("could not save worker {}: {}", w.row.id, std::string(st.message()));
+}
+
+// ---------------------------------------------------------------- worker side
+
+absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterRequest& req) {
+  absl::MutexLock lock(&mu_);
+  WorkerRow row;
+  row.host = req.host();
+  row.pid = req.pid();
+  row.slot = req.slot();
+  row.has_gpu = req.has_gpu();
+  if (row.has_gpu) {
+    row.gpu_index = req.gpu().index();
+    row.gpu_uuid = req.gpu().uuid();
+    row.gpu_name = req.gpu().name();
+    row.gpu_memory_mib = req.gpu().memory_mib();
+  }
+  row.id = absl::StrFormat(
+      "%s/%s-%04x", row.host,
+      row.has_gpu ? absl::StrCat("gpu", row.gpu_index) : absl::StrCat("cpu", row.slot),
+      absl::Uniform<uint16_t>(gen_));
+  row.registered_at = NowSeconds();
+  row.last_heartbeat = row.registered_at;
+  SWEEP_RETURN_IF_ERROR(store_->UpsertWorker(row));
+  WorkerState& w = workers_[row.id];
+  w.row = row;
+  w.last_seen = clock_->Now();
+  Event("worker_registered", "", "", row.id,
+        row.has_gpu ? absl::StrCat("GPU ", row.gpu_index, " ", row.gpu_name, " (",
+                                   row.gpu_memory_mib, " MiB)")
+                    : "CPU slot");
+  spdlog::info("worker {} registered", row.id);
+  v1::RegisterResponse resp;
+  resp.set_worker_id(row.id);
+  resp.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  resp.set_lease_timeout_ms(absl::ToInt64Milliseconds(options_.lease_timeout));
+  return resp;
+}
+
+absl::StatusOr<v1::LeaseTrialResponse> Scheduler::LeaseTrial(
+    const v1::LeaseTrialRequest& req) {
+  absl::MutexLock lock(&mu_);
+  absl::Duration wait =
+      std::min(absl::Milliseconds(std::max<int64_t>(0, req.wait_ms())),
+               options_.max_lease_wait);
+  absl::Time deadline = absl::Now() + wait;  // real time: this is how long we block
+  v1::LeaseTrialResponse resp;
+  while (true) {
+    if (shutdown_) {
+      resp.set_drain(true);
+      return resp;
+    }
+    auto it = workers_.find(req.worker_id());
+    if (it == workers_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("unknown worker '", req.worker_id(), "': register again"));
+    }
+    WorkerState& w = it->second;
+    w.last_seen = clock_->Now();
+    if (w.row.state == "lost") SetWorkerState(w, "idle", "");
+    if (w.row.state != "draining") {
+      SWEEP_ASSIGN_OR_RETURN(std::optional<v1::TrialAssignment> a, TryLease(w));
+      if (a) {
+        *resp.mutable_trial() = std::move(*a);
+        return resp;
+      }
+    }
+    if (work_available_.WaitWithDeadline(&mu_, deadline)) return resp;  // timed out
+  }
+}
+
+absl::StatusOr<std::optional<v1::TrialAssignment>> Scheduler::TryLease(WorkerState& w) {
+  // A copy: a sweep may finish (and leave sweep_order_) while we look.
+  const std::vector<std::string> order = sweep_order_;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const std::string& sweep_id = order[i];
+    SweepState& s = sweeps_.at(sweep_id);
+    if (s.row.state != "running") continue;
+    if (s.spec.max_concurrent > 0 && s.running >= s.spec.max_concurrent) continue;
+    if (s.spec.resources.gpus_per_trial > 0 && !w.row.has_gpu) continue;
+
+    ActiveTrial* t = nullptr;
+    if (!s.queued.empty()) {
+      t = &active_.at(s.queued.front());
+    } else if (s.row.budget < 0 || s.row.next_index < s.row.budget) {
+      // Create the next trial of the search.
+      int64_t index = s.row.next_index;
+      nlohmann::json params = s.spec.method == spec::Method::kGrid
+                                  ? spec::GridPoint(s.spec, index)
+                                  : spec::SamplePoint(s.spec, s.row.seed, index);
+      TrialRow row;
+      row.id = TrialId(sweep_id, index);
+      row.sweep_id = sweep_id;
+      row.index = index;
+      row.state = "queued";
+      row.params_json = params.dump();
+      row.created_at = NowSeconds();
+      absl::StatusOr<std::vector<std::string>> argv = spec::BuildCommand(s.spec, params);
+      if (argv.ok()) row.argv_json = nlohmann::json(*argv).dump();
+      SweepRow next = s.row;
+      next.next_index = index + 1;
+      if (!argv.ok()) {
+        // The command cannot be built for this point: the trial fails without
+        // running, and the search goes on.
+        row.state = "failed";
+        row.message = std::string(argv.status().message());
+        row.ended_at = row.created_at;
+      }
+      SWEEP_RETURN_IF_ERROR(store_->InTransaction([&]() -> absl::Status {
+        SWEEP_RETURN_IF_ERROR(store_->UpsertTrial(row));
+        return store_->UpdateSweep(next);
+      }));
+      s.row = next;
+      if (!argv.ok()) {
+        Event("trial_failed", sweep_id, row.id, "", row.message);
+        MaybeFinishSweep(s);
+        --i;  // look at this sweep's next point (bounded by its budget)
+        continue;
+      }
+      ActiveTrial& a = active_[row.id];
+      a.row = std::move(row);
+      s.queued.push_back(a.row.id);
+      t = &a;
+    } else {
+      continue;
+    }
+
+    // Lease it.
+    ActiveTrial& a = *t;
+    TrialRow before = a.row;
+    a.row.worker_id = w.row.id;
+    a.row.host = w.row.host;
+    a.row.gpu = w.row.has_gpu ? w.row.gpu_index : -1;
+    a.row.attempt += 1;
+    a.row.epoch += 1;
+    a.row.last_seq = 0;
+    a.row.started_at = NowSeconds();
+    a.row.ended_at = 0;
+    a.row.exit_code.reset();
+    a.row.signal = 0;
+    a.final_step = INT64_MIN;
+    if (absl::Status st = MoveTrial(a, TrialState::kRunning); !st.ok()) {
+      a.row = before;
+      return st;
+    }
+    s.queued.pop_front();
+    a.lease_deadline = clock_->Now() + options_.lease_timeout;
+    SetWorkerState(w, "busy", a.row.id);
+    Event("trial_leased", sweep_id, a.row.id, w.row.id,
+          absl::StrCat("attempt ", a.row.attempt, ", epoch ", a.row.epoch));
+
+    v1::TrialAssignment out;
+    out.set_trial_id(a.row.id);
+    out.set_sweep_id(sweep_id);
+    out.set_epoch(a.row.epoch);
+    out.set_attempt(a.row.attempt);
+    out.set_params_json(a.row.params_json);
+    for (const auto& arg : nlohmann::json::parse(a.row.argv_json)) {
+      out.add_argv(arg.get<std::string>());
+    }
+    out.set_working_dir(s.row.working_dir);
+    return std::optional<v1::TrialAssignment>(std::move(out));
+  }
+  return std::optional<v1::TrialAssignment>();
+}
+
+absl::Status Scheduler::MoveTrial(ActiveTrial& t, TrialState to) {
+  std::optional<TrialState> from = ParseTrialState(t.row.state);
+  if (!from) return absl::InternalError(absl::StrCat("bad state ", t.row.state));
+  SWEEP_RETURN_IF_ERROR(CheckTransition(*from, to));
+  TrialRow row = t.row;
+  row.state = std::string(TrialStateName(to));
+  if (IsTerminal(to) && row.ended_at == 0) row.ended_at = NowSeconds();
+  SWEEP_RETURN_IF_ERROR(store_->UpsertTrial(row));
+  t.row = std::move(row);
+  SweepState& s = sweeps_.at(t.row.sweep_id);
+  if (*from == TrialState::kRunning) --s.running;
+  if (to == TrialState::kRunning) ++s.running;
+  if (IsTerminal(to)) {
+    std::string id = t.row.id;
+    std::erase(s.queued, id);
+    active_.erase(id);  // `t` is gone from here on
+    MaybeFinishSweep(s);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::LoseLease(ActiveTrial& t, const std::string& why,
+                                  bool counts_as_attempt) {
+  std::string id = t.row.id;
+  std::string sweep_id = t.row.sweep_id;
+  SweepState& s = sweeps_.at(sweep_id);
+  t.row.message = why;
+  if (t.stop_requested) {
+    Event("trial_ended", sweep_id, id, t.row.worker_id, why);
+    return MoveTrial(t, t.stop_as);
+  }
+  int retries_used = t.row.attempt - 1;
+  if (counts_as_attempt && retries_used >= s.spec.max_retries) {
+    t.row.message = absl::StrCat(why, "; no retries left (max_retries: ",
+                                 s.spec.max_retries, ")");
+    Event("trial_failed", sweep_id, id, t.row.worker_id, t.row.message);
+    return MoveTrial(t, TrialState::kFailed);
+  }
+  if (!counts_as_attempt) t.row.attempt -= 1;  // a released lease costs no retry
+  std::string worker = t.row.worker_id;
+  t.row.worker_id.clear();
+  SWEEP_RETURN_IF_ERROR(MoveTrial(t, TrialState::kQueued));
+  s.queued.push_front(id);  // it waited longest: it goes first
+  Event("trial_requeued", sweep_id, id, worker, why);
+  spdlog::warn("trial {} re-queued: {}", id, why);
+  work_available_.SignalAll();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Scheduler::ActiveTrial*> Scheduler::FindLease(const std::string& worker_id,
+                                                             const std::string& trial_id,
+                                                             int64_t epoch) {
+  auto it = active_.find(trial_id);
+  if (it == active_.end() || it->second.row.state != "running") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("trial ", trial_id, " is not running under a lease"));
+  }
+  ActiveTrial& t = it->second;
+  if (t.row.epoch != epoch || t.row.worker_id != worker_id) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "stale lease on trial ", trial_id, ": epoch ", epoch, " of worker ", worker_id,
+        ", but the trial is now epoch ", t.row.epoch, " on ", t.row.worker_id));
+  }
+  return &t;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRequest& req) {
+  absl::MutexLock lock(&mu_);
+  v1::HeartbeatResponse resp;
+  auto it = workers_.find(req.worker_id());
+  if (it == workers_.end()) {
+    resp.set_reregister(true);
+    for (const v1::RunningTrial& r : req.running()) *resp.add_stop() = r;
+    return resp;
+  }
+  WorkerState& w = it->second;
+  w.last_seen = clock_->Now();
+  std::string trial;
+  for (const v1::RunningTrial& r : req.running()) {
+    absl::StatusOr<ActiveTrial*> t = FindLease(w.row.id, r.trial_id(), r.epoch());
+    if (!t.ok() || (*t)->stop_requested) {
+      *resp.add_stop() = r;
+      continue;
+    }
+    (*t)->lease_deadline = clock_->Now() + options_.lease_timeout;
+    trial = r.trial_id();
+  }
+  std::string state = req.draining() ? "draining" : (trial.empty() ? "idle" : "busy");
+  SetWorkerState(w, state, trial);
+  return resp;
+}
+
+absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetrics(
+    const v1::ReportMetricsRequest& req) {
+  absl::MutexLock lock(&mu_);
+  SWEEP_ASSIGN_OR_RETURN(ActiveTrial * t,
+                         FindLease(req.worker_id(), req.trial_id(), req.epoch()));
+  v1::ReportMetricsResponse resp;
+  resp.set_stop(t->stop_requested);
+  t->lease_deadline = clock_->Now() + options_.lease_timeout;
+  if (auto w = workers_.find(req.worker_id()); w != workers_.end()) {
+    w->second.last_seen = clock_->Now();
+  }
+  if (req.seq() <= t->row.last_seq) {
+    resp.set_duplicate(true);
+    return resp;
+  }
+  const SweepState& s = sweeps_.at(t->row.sweep_id);
+  TrialRow row = t->row;
+  int64_t final_step = t->final_step;
+  row.last_seq = req.seq();
+  std::vector<MetricRow> points;
+  points.reserve(req.points_size());
+  for (const v1::MetricPoint& p : req.points()) {
+    points.push_back(MetricRow{.attempt = row.attempt,
+                               .step = p.step(),
+                               .name = p.name(),
+                               .value = p.value(),
+                               .time = p.time()});
+    if (s.spec.metric && p.name() == s.spec.metric->name) {
+      bool maximize = s.spec.metric->goal == spec::Goal::kMaximize;
+      if (p.step() >= final_step) {
+        final_step = p.step();
+        row.final_metric = p.value();
+      }
+      if (!row.best_metric || Better(p.value(), *row.best_metric, maximize)) {
+        row.best_metric = p.value();
+      }
+    }
+  }
+  SWEEP_RETURN_IF_ERROR(store_->AppendMetrics(row, points));
+  t->row = std::move(row);
+  t->final_step = final_step;
+  return resp;
+}
+
+absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrial(
+    const v1::FinishTrialRequest& req) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<ActiveTrial*> found =
+      FindLease(req.worker_id(), req.trial_id(), req.epoch());
+  if (!found.ok()) {
+    // A retried FinishTrial whose first copy was recorded is harmless.
+    absl::StatusOr<TrialRow> row = store_->LoadTrial(req.trial_id());
+    if (row.ok() && row->epoch == req.epoch() && row->worker_id == req.worker_id() &&
+        row->state != "running" && row->state != "queued") {
+      return v1::FinishTrialResponse();
+    }
+    return found.status();
+  }
+  ActiveTrial& t = **found;
+  std::string worker_id = req.worker_id();
+  if (auto w = workers_.find(worker_id); w != workers_.end()) {
+    w->second.last_seen = clock_->Now();
+    SetWorkerState(w->second, w->second.row.state == "draining" ? "draining" : "idle", "");
+  }
+  t.row.trial_dir = req.trial_dir();
+  t.row.stdout_tail = req.stdout_tail();
+  t.row.stderr_tail = req.stderr_tail();
+  if (req.outcome() == v1::TRIAL_OUTCOME_RELEASED) {
+    SWEEP_RETURN_IF_ERROR(LoseLease(t, absl::StrCat("released by worker ", worker_id,
+                                                    (req.message().empty() ? "" : ": "),
+                                                    req.message()),
+                                    /*counts_as_attempt=*/false));
+    return v1::FinishTrialResponse();
+  }
+  if (req.signal() != 0) {
+    t.row.signal = req.signal();
+    t.row.exit_code.reset();
+  } else {
+    t.row.exit_code = req.exit_code();
+  }
+  t.row.message = req.message();
+  TrialState to = TrialState::kFailed;
+  switch (req.outcome()) {
+    case v1::TRIAL_OUTCOME_COMPLETED: to = TrialState::kCompleted; break;
+    case v1::TRIAL_OUTCOME_STOPPED: to = t.stop_as; break;
+    default: to = t.stop_requested ? t.stop_as : TrialState::kFailed; break;
+  }
+  std::string id = t.row.id, sweep_id = t.row.sweep_id;
+  std::string message = absl::StrCat(TrialStateName(to),
+                                     t.row.message.empty() ? "" : ": ", t.row.message);
+  SWEEP_RETURN_IF_ERROR(MoveTrial(t, to));
+  Event("trial_ended", sweep_id, id, worker_id, message);
+  work_available_.SignalAll();  // a max_concurrent slot may have opened
+  return v1::FinishTrialResponse();
+}
+
+void Scheduler::MaybeFinishSweep(SweepState& s) {
+  if (s.row.state != "running") return;
+  bool all_created = s.row.budget >= 0 && s.row.next_index >= s.row.budget;
+  if (!all_created || s.running > 0 || !s.queued.empty()) return;
+  s.row.state = "finished";
+  s.row.finished_at = NowSeconds();
+  s.row.end_reason = absl::StrCat("all ", s.row.budget, " trials ended");
+  absl::Status st = store_->UpdateSweep(s.row);
+  if (!st.ok()) spdlog::warn("could not save sweep {}: {}", s.row.id, std::string(st.message()));
+  std::erase(sweep_order_, s.row.id);
+  Event("sweep_finished", s.row.id, "", "", s.row.end_reason);
+  spdlog::info("sweep {} finished: {}", s.row.id, s.row.end_reason);
+}
+
+// ---------------------------------------------------------------- client side
+
+absl::StatusOr<v1::SubmitSweepResponse> Scheduler::SubmitSweep(
+    const v1::SubmitSweepRequest& req) {
+  std::string file = req.file_name().empty() ? "<spec>" : req.file_name();
+  SWEEP_ASSIGN_OR_RETURN(spec::SweepSpec parsed, spec::ParseSpec(req.spec_yaml(), file));
+  absl::MutexLock lock(&mu_);
+  SweepRow row;
+  do {
+    row.id = NewSweepId(gen_);
+  } while (sweeps_.count(row.id) > 0 || store_->LoadSweep(row.id).ok());
+  row.name = parsed.name.empty() ? row.id : parsed.name;
+  row.spec_yaml = req.spec_yaml();
+  row.file_name = file;
+  row.working_dir = req.working_dir();
+  row.method = std::string(spec::MethodName(parsed.method));
+  if (parsed.metric) {
+    row.metric_name = parsed.metric->name;
+    row.metric_goal = std::string(spec::GoalName(parsed.metric->goal));
+  } else {
+    row.metric_goal = "minimize";
+  }
+  row.seed = parsed.seed ? *parsed.seed : absl::Uniform<uint32_t>(gen_);
+  row.budget = spec::TrialBudget(parsed).value_or(-1);
+  row.created_at = NowSeconds();
+  SWEEP_RETURN_IF_ERROR(store_->InsertSweep(row));
+  v1::SubmitSweepResponse resp;
+  resp.set_sweep_id(row.id);
+  resp.set_budget(row.budget);
+  for (const std::string& w : parsed.warnings) resp.add_warnings(w);
+  SweepState& s = sweeps_[row.id];
+  s.row = row;
+  s.spec = std::move(parsed);
+  sweep_order_.push_back(row.id);
+  Event("sweep_submitted", row.id, "", "",
+        absl::StrCat(row.method, ", ", row.budget < 0 ? "unbounded" : absl::StrCat(row.budget),
+                     " trials"));
+  spdlog::info("sweep {} ({}) submitted: {} {} trials", row.id, row.name, row.method,
+               row.budget);
+  MaybeFinishSweep(s);  // a sweep of zero trials is done at once
+  work_available_.SignalAll();
+  return resp;
+}
+
+absl::StatusOr<v1::SweepSummary> Scheduler::Summarize(const SweepRow& stored) {
+  const SweepRow& row = sweeps_.count(stored.id) ? sweeps_.at(stored.id).row : stored;
+  v1::SweepSummary s;
+  s.set_id(row.id);
+  s.set_name(row.name);
+  s.set_state(row.state);
+  s.set_method(row.method);
+  s.set_metric_name(row.metric_name);
+  s.set_metric_goal(row.metric_goal);
+  s.set_budget(row.budget);
+  s.set_created_at(row.created_at);
+  s.set_finished_at(row.finished_at);
+  s.set_end_reason(row.end_reason);
+  SWEEP_ASSIGN_OR_RETURN(auto counts, store_->CountTrials(row.id));
+  int64_t unstarted =
+      row.state == "running" && row.budget >= 0 ? row.budget - row.next_index : 0;
+  s.set_queued(counts["queued"] + unstarted);
+  s.set_running(counts["running"]);
+  s.set_completed(counts["completed"]);
+  s.set_failed(counts["failed"]);
+  s.set_stopped(counts["stopped"]);
+  s.set_cancelled(counts["cancelled"]);
+  if (!row.metric_name.empty()) {
+    SWEEP_ASSIGN_OR_RETURN(auto best,
+                           store_->BestTrial(row.id, row.metric_goal == "maximize"));
+    if (best) {
+      s.set_has_best(true);
+      s.set_best_trial(best->first);
+      s.set_best_value(best->second);
+    }
+  }
+  return s;
+}
+
+absl::StatusOr<v1::GetStatusResponse> Scheduler::GetStatus(const v1::GetStatusRequest& req) {
+  absl::MutexLock lock(&mu_);
+  v1::GetStatusResponse resp;
+  if (!req.sweep_id().empty()) {
+    SWEEP_ASSIGN_OR_RETURN(SweepRow row, store_->LoadSweep(req.sweep_id()));
+    SWEEP_ASSIGN_OR_RETURN(*resp.add_sweeps(), Summarize(row));
+  } else {
+    SWEEP_ASSIGN_OR_RETURN(std::vector<SweepRow> rows, store_->LoadSweeps());
+    for (const SweepRow& row : rows) {
+      SWEEP_ASSIGN_OR_RETURN(*resp.add_sweeps(), Summarize(row));
+    }
+  }
+  for (const auto& [id, w] : workers_) {
+    if (w.row.state == "lost") continue;
+    v1::WorkerSummary* ws = resp.add_workers();
+    ws->set_id(id);
+    ws->set_host(w.row.host);
+    if (w.row.has_gpu) {
+      ws->mutable_gpu()->set_index(w.row.gpu_index);
+      ws->mutable_gpu()->set_uuid(w.row.gpu_uuid);
+      ws->mutable_gpu()->set_name(w.row.gpu_name);
+      ws->mutable_gpu()->set_memory_mib(w.row.gpu_memory_mib);
+    }
+    ws->set_state(w.row.state);
+    ws->set_trial_id(w.row.trial_id);
+    ws->set_last_heartbeat(ToUnixSecondsDouble(w.last_seen));
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::ListTrialsResponse> Scheduler::ListTrials(
+    const v1::ListTrialsRequest& req) {
+  absl::MutexLock lock(&mu_);
+  SWEEP_ASSIGN_OR_RETURN(SweepRow row, store_->LoadSweep(req.sweep_id()));
+  v1::ListTrialsResponse resp;
+  SWEEP_ASSIGN_OR_RETURN(*resp.mutable_sweep(), Summarize(row));
+  SWEEP_ASSIGN_OR_RETURN(std::vector<TrialRow> trials, store_->LoadTrials(req.sweep_id()));
+  std::map<std::string, double> values;
+  if (!req.metric().empty()) {
+    SWEEP_ASSIGN_OR_RETURN(values, store_->LastValues(req.sweep_id(), req.metric()));
+  }
+  for (const TrialRow& t : trials) {
+    v1::TrialSummary* s = resp.add_trials();
+    *s = ToSummary(t);
+    if (auto it = values.find(t.id); it != values.end()) {
+      s->set_has_metric_value(true);
+      s->set_metric_value(it->second);
+    }
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::CancelSweepResponse> Scheduler::CancelSweep(
+    const v1::CancelSweepRequest& req) {
+  absl::MutexLock lock(&mu_);
+  SWEEP_ASSIGN_OR_RETURN(SweepRow stored, store_->LoadSweep(req.sweep_id()));
+  auto it = sweeps_.find(req.sweep_id());
+  if (stored.state != "running" || it == sweeps_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sweep ", req.sweep_id(), " already ended (", stored.state, ")"));
+  }
+  SweepState& s = it->second;
+  s.row.state = "cancelled";
+  s.row.finished_at = NowSeconds();
+  s.row.end_reason = "cancelled by user";
+  SWEEP_RETURN_IF_ERROR(store_->UpdateSweep(s.row));
+  std::erase(sweep_order_, s.row.id);
+  v1::CancelSweepResponse resp;
+  std::vector<std::string> ids;
+  for (const auto& [id, t] : active_) {
+    if (t.row.sweep_id == s.row.id) ids.push_back(id);
+  }
+  for (const std::string& id : ids) {
+    ActiveTrial& t = active_.at(id);
+    t.stop_requested = true;
+    t.stop_as = TrialState::kCancelled;
+    if (t.row.state == "queued") {
+      t.row.message = "cancelled before it ran again";
+      SWEEP_RETURN_IF_ERROR(MoveTrial(t, TrialState::kCancelled));
+      resp.set_cancelled_queued(resp.cancelled_queued() + 1);
+    } else {
+      resp.set_stopping_running(resp.stopping_running() + 1);
+    }
+  }
+  resp.set_cancelled_queued(resp.cancelled_queued() + (s.row.budget >= 0
+                                                           ? s.row.budget - s.row.next_index
+                                                           : 0));
+  Event("sweep_cancelled", s.row.id, "", "",
+        absl::StrCat(resp.stopping_running(), " running trials told to stop"));
+  return resp;
+}
+
+absl::StatusOr<v1::GetTrialResponse> Scheduler::GetTrial(const v1::GetTrialRequest& req) {
+  absl::MutexLock lock(&mu_);
+  SWEEP_ASSIGN_OR_RETURN(TrialRow row, store_->LoadTrial(req.trial_id()));
+  v1::GetTrialResponse resp;
+  *resp.mutable_trial() = ToSummary(row);
+  resp.set_stdout_tail(row.stdout_tail);
+  resp.set_stderr_tail(row.stderr_tail);
+  return resp;
+}
+
+// ---------------------------------------------------------------- housekeeping
+
+void Scheduler::Tick() {
+  absl::MutexLock lock(&mu_);
+  absl::Time now = clock_->Now();
+  std::vector<std::string> expired;
+  for (const auto& [id, t] : active_) {
+    if (t.row.state == "running" && t.lease_deadline < now) expired.push_back(id);
+  }
+  for (const std::string& id : expired) {
+    ActiveTrial& t = active_.at(id);
+    std::string why = absl::StrCat("worker ", t.row.worker_id, " went silent for over ",
+                                   absl::FormatDuration(options_.lease_timeout));
+    if (absl::Status st = LoseLease(t, why, /*counts_as_attempt=*/true); !st.ok()) {
+      spdlog::error("trial {}: could not expire its lease: {}", id, std::string(st.message()));
+    }
+  }
+  for (auto& [id, w] : workers_) {
+    if (w.row.state != "lost" && w.last_seen + options_.lease_timeout < now) {
+      spdlog::warn("worker {} lost: silent for over {}", id,
+                   absl::FormatDuration(options_.lease_timeout));
+      Event("worker_lost", "", "", id, "stopped heartbeating");
+      SetWorkerState(w, "lost", "");
+    }
+  }
+}
+
+void Scheduler::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shutdown_ = true;
+  work_available_.SignalAll();
+}
+
+}  // namespace sweep

@@ -1,0 +1,161 @@
+// Scheduler: the core of the `sweep scheduler` daemon, with no gRPC in it.
+//
+// It owns the queue of every running sweep, hands one trial at a time to workers
+// under a lease, takes their metric reports and outcomes, and re-queues the trials
+// of workers that go silent. Every change is written to the Store before it is
+// acknowledged; on Create() the scheduler rebuilds its state from the Store, so a
+// restarted scheduler carries on where the old one stopped.
+//
+// Requests and responses are the sweep.v1 protobuf messages (plain data); the gRPC
+// adapters in service.h only translate calls and statuses.
+//
+// Leases: a trial is leased to one worker slot with an epoch that grows by one with
+// every lease. ReportMetrics, FinishTrial and Heartbeat name (trial, epoch); a
+// message for an epoch that is not the trial's current lease is refused with
+// FailedPrecondition. Metric reports carry a sequence number per lease; a number not
+// above the last stored one is acknowledged as a duplicate and not stored again.
+//
+// Thread safety: every public method is thread-safe (one internal mutex).
+// LeaseTrial may block up to the request's wait_ms waiting for work.
+#ifndef SWEEP_SCHEDULER_SCHEDULER_H_
+#define SWEEP_SCHEDULER_SCHEDULER_H_
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "scheduler/store.h"
+#include "scheduler/trial_state.h"
+#include "sweep/v1/sweep.pb.h"
+#include "sweeps/spec.h"
+
+namespace sweep {
+
+struct SchedulerOptions {
+  // A running trial whose worker has not been heard from for this long is re-queued
+  // (or failed once it used up max_retries).
+  absl::Duration lease_timeout = absl::Seconds(30);
+  // How often workers are told to heartbeat.
+  absl::Duration heartbeat_interval = absl::Seconds(2);
+  // Upper bound on how long a LeaseTrial call waits for work.
+  absl::Duration max_lease_wait = absl::Seconds(5);
+};
+
+class Scheduler {
+ public:
+  // Builds a scheduler over `store` (not owned; must outlive it) and rebuilds its
+  // state from it. Returns the store's error if it cannot be read.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(Store* store, Clock* clock,
+                                                           SchedulerOptions options);
+  ~Scheduler();
+
+  // ---- worker side
+  // Registers a worker slot. Always succeeds unless the store fails.
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& req);
+  // Leases the next runnable trial to the worker, waiting up to wait_ms for one.
+  // Returns has_trial=false when there is none; NotFound for an unknown worker (it
+  // must register again).
+  absl::StatusOr<v1::LeaseTrialResponse> LeaseTrial(const v1::LeaseTrialRequest& req);
+  // Records that the worker is alive and extends the leases of the trials it runs.
+  // The response lists trials to stop. reregister=true for an unknown worker.
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req);
+  // Stores metric points. FailedPrecondition for a stale lease; duplicate=true when
+  // the sequence number was already stored.
+  absl::StatusOr<v1::ReportMetricsResponse> ReportMetrics(
+      const v1::ReportMetricsRequest& req);
+  // Records the trial's outcome. FailedPrecondition for a stale lease; a repeat of
+  // an already recorded outcome returns OK.
+  absl::StatusOr<v1::FinishTrialResponse> FinishTrial(const v1::FinishTrialRequest& req);
+
+  // ---- client side
+  // Parses and stores a new sweep. InvalidArgument for a bad spec (nothing stored).
+  absl::StatusOr<v1::SubmitSweepResponse> SubmitSweep(const v1::SubmitSweepRequest& req);
+  // Summaries of one sweep (NotFound if unknown) or of all, and of the workers.
+  absl::StatusOr<v1::GetStatusResponse> GetStatus(const v1::GetStatusRequest& req);
+  absl::StatusOr<v1::ListTrialsResponse> ListTrials(const v1::ListTrialsRequest& req);
+  // Cancels queued trials and orders running ones stopped. FailedPrecondition if the
+  // sweep already ended; NotFound if unknown.
+  absl::StatusOr<v1::CancelSweepResponse> CancelSweep(const v1::CancelSweepRequest& req);
+  absl::StatusOr<v1::GetTrialResponse> GetTrial(const v1::GetTrialRequest& req);
+
+  // ---- housekeeping
+  // Re-queues trials whose lease expired and marks silent workers lost. Called
+  // periodically by the daemon; tests call it after advancing a fake clock.
+  void Tick();
+  // Wakes every waiting LeaseTrial; later ones return at once with drain=true.
+  void Shutdown();
+
+ private:
+  struct SweepState {
+    SweepRow row;
+    spec::SweepSpec spec;
+    int64_t running = 0;
+    std::deque<std::string> queued;  // ids of re-queued trials, oldest first
+  };
+  struct ActiveTrial {
+    TrialRow row;
+    absl::Time lease_deadline;
+    bool stop_requested = false;
+    TrialState stop_as = TrialState::kStopped;  // state it ends in once stopped
+    int64_t final_step = INT64_MIN;
+  };
+  struct WorkerState {
+    WorkerRow row;
+    absl::Time last_seen;
+  };
+
+  Scheduler(Store* store, Clock* clock, SchedulerOptions options)
+      : store_(store), clock_(clock), options_(options) {}
+  absl::Status Rebuild() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  double NowSeconds() const;
+
+  // Finds a trial for `worker` and leases it; nullopt when none is runnable.
+  absl::StatusOr<std::optional<v1::TrialAssignment>> TryLease(WorkerState& worker)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the new state of an active trial, checking the edge; drops it from the
+  // active set when terminal and updates its sweep's counters.
+  absl::Status MoveTrial(ActiveTrial& t, TrialState to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Lease lost (worker silent or gave it back): re-queue, or end it.
+  absl::Status LoseLease(ActiveTrial& t, const std::string& why, bool counts_as_attempt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns the running trial leased under (trial_id, epoch) to worker_id, or
+  // FailedPrecondition saying why the lease is stale.
+  absl::StatusOr<ActiveTrial*> FindLease(const std::string& worker_id,
+                                         const std::string& trial_id, int64_t epoch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeFinishSweep(SweepState& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetWorkerState(WorkerState& w, const std::string& state, const std::string& trial)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Event(const std::string& kind, const std::string& sweep, const std::string& trial,
+             const std::string& worker, const std::string& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::SweepSummary> Summarize(const SweepRow& row)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  Store* const store_;
+  Clock* const clock_;
+  const SchedulerOptions options_;
+  absl::Mutex mu_;
+  absl::CondVar work_available_;
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  absl::BitGen gen_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, SweepState> sweeps_ ABSL_GUARDED_BY(mu_);  // running or
+                                                                    // with live trials
+  std::vector<std::string> sweep_order_ ABSL_GUARDED_BY(mu_);  // leasable, oldest first
+  std::map<std::string, ActiveTrial> active_ ABSL_GUARDED_BY(mu_);  // queued, running
+  std::map<std::string, WorkerState> workers_ ABSL_GUARDED_BY(mu_);
+};
+
+// Converts a trial row to its wire form.
+v1::TrialSummary ToSummary(const TrialRow& t);
+
+}  // namespace sweep
+
+#endif  // SWEEP_SCHEDULER_SCHEDULER_H_

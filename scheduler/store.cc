@@ -1,0 +1,513 @@
+#include "scheduler/store.h"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_util.h"
+
+namespace sweep {
+namespace {
+
+// Numbered migrations; entry i takes the schema from version i to i + 1. Never edit
+// one that has shipped: add a new one.
+constexpr const char* kMigrations[] = {
+    // 1: the first schema.
+    R"sql(
+CREATE TABLE sweeps (
+  id           TEXT PRIMARY KEY,
+  name         TEXT NOT NULL,
+  spec_yaml    TEXT NOT NULL,
+  file_name    TEXT NOT NULL,
+  working_dir  TEXT NOT NULL,
+  method       TEXT NOT NULL,
+  metric_name  TEXT NOT NULL,
+  metric_goal  TEXT NOT NULL,
+  seed         INTEGER NOT NULL,
+  budget       INTEGER NOT NULL,
+  next_index   INTEGER NOT NULL,
+  state        TEXT NOT NULL,
+  created_at   REAL NOT NULL,
+  finished_at  REAL,
+  end_reason   TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE trials (
+  id           TEXT PRIMARY KEY,
+  sweep_id     TEXT NOT NULL REFERENCES sweeps(id),
+  idx          INTEGER NOT NULL,
+  state        TEXT NOT NULL,
+  params       TEXT NOT NULL,
+  argv         TEXT NOT NULL,
+  worker       TEXT NOT NULL DEFAULT '',
+  host         TEXT NOT NULL DEFAULT '',
+  gpu          INTEGER,
+  attempt      INTEGER NOT NULL,
+  epoch        INTEGER NOT NULL,
+  last_seq     INTEGER NOT NULL,
+  created_at   REAL NOT NULL,
+  started_at   REAL,
+  ended_at     REAL,
+  exit_code    INTEGER,
+  signal       INTEGER,
+  message      TEXT NOT NULL DEFAULT '',
+  final_metric REAL,
+  best_metric  REAL,
+  trial_dir    TEXT NOT NULL DEFAULT '',
+  stdout_tail  TEXT NOT NULL DEFAULT '',
+  stderr_tail  TEXT NOT NULL DEFAULT '',
+  UNIQUE (sweep_id, idx)
+);
+CREATE INDEX trials_by_state ON trials(state);
+CREATE TABLE metrics (
+  trial_id     TEXT NOT NULL REFERENCES trials(id),
+  attempt      INTEGER NOT NULL,
+  step         INTEGER NOT NULL,
+  name         TEXT NOT NULL,
+  value        REAL NOT NULL,
+  time         REAL NOT NULL
+);
+CREATE INDEX metrics_by_trial ON metrics(trial_id, name, step);
+CREATE TABLE workers (
+  id             TEXT PRIMARY KEY,
+  host           TEXT NOT NULL,
+  pid            INTEGER NOT NULL,
+  slot           INTEGER NOT NULL,
+  gpu_index      INTEGER,
+  gpu_uuid       TEXT NOT NULL DEFAULT '',
+  gpu_name       TEXT NOT NULL DEFAULT '',
+  gpu_memory_mib INTEGER NOT NULL DEFAULT 0,
+  state          TEXT NOT NULL,
+  registered_at  REAL NOT NULL,
+  last_heartbeat REAL NOT NULL,
+  trial_id       TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE events (
+  id        INTEGER PRIMARY KEY AUTOINCREMENT,
+  time      REAL NOT NULL,
+  kind      TEXT NOT NULL,
+  sweep_id  TEXT NOT NULL DEFAULT '',
+  trial_id  TEXT NOT NULL DEFAULT '',
+  worker_id TEXT NOT NULL DEFAULT '',
+  message   TEXT NOT NULL DEFAULT ''
+);
+)sql",
+};
+constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+absl::Status SqliteError(sqlite3* db, const std::string& what) {
+  int code = sqlite3_errcode(db);
+  std::string msg = absl::StrCat(what, ": ", sqlite3_errmsg(db));
+  if (code == SQLITE_BUSY || code == SQLITE_LOCKED) return absl::UnavailableError(msg);
+  if (code == SQLITE_FULL) {
+    return absl::ResourceExhaustedError(absl::StrCat(msg, " (disk full)"));
+  }
+  return absl::InternalError(msg);
+}
+
+// A prepared statement with positional binding helpers. Bind() calls take 1-based
+// indexes in order of appearance.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+      status_ = SqliteError(db, absl::StrCat("preparing ", sql));
+    }
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt& Bind(const std::string& v) {
+    sqlite3_bind_text(stmt_, ++n_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Bind(const char* v) { return Bind(std::string(v)); }
+  Stmt& Bind(int64_t v) {
+    sqlite3_bind_int64(stmt_, ++n_, v);
+    return *this;
+  }
+  Stmt& Bind(int v) { return Bind(static_cast<int64_t>(v)); }
+  Stmt& Bind(double v) {
+    sqlite3_bind_double(stmt_, ++n_, v);
+    return *this;
+  }
+  template <typename T>
+  Stmt& Bind(const std::optional<T>& v) {
+    if (v) return Bind(*v);
+    sqlite3_bind_null(stmt_, ++n_);
+    return *this;
+  }
+  Stmt& BindNullIf(bool null, double v) {
+    if (null) {
+      sqlite3_bind_null(stmt_, ++n_);
+      return *this;
+    }
+    return Bind(v);
+  }
+  // Runs a statement that returns no rows.
+  absl::Status Run() {
+    if (!status_.ok()) return status_;
+    int rc = sqlite3_step(stmt_);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return SqliteError(db_, "writing");
+    return absl::OkStatus();
+  }
+  // Steps to the next row: true while there is one; check status() after false.
+  bool Next() {
+    if (!status_.ok()) return false;
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) status_ = SqliteError(db_, "reading");
+    return false;
+  }
+  void Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    n_ = 0;
+  }
+  const absl::Status& status() const { return status_; }
+  std::string Text(int col) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           sqlite3_column_bytes(stmt_, col))
+             : std::string();
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Real(int col) const { return sqlite3_column_double(stmt_, col); }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int n_ = 0;
+  absl::Status status_;
+};
+
+constexpr const char* kSweepColumns =
+    "id, name, spec_yaml, file_name, working_dir, method, metric_name, metric_goal, "
+    "seed, budget, next_index, state, created_at, finished_at, end_reason";
+
+SweepRow ReadSweep(const Stmt& s) {
+  SweepRow r;
+  r.id = s.Text(0);
+  r.name = s.Text(1);
+  r.spec_yaml = s.Text(2);
+  r.file_name = s.Text(3);
+  r.working_dir = s.Text(4);
+  r.method = s.Text(5);
+  r.metric_name = s.Text(6);
+  r.metric_goal = s.Text(7);
+  r.seed = static_cast<uint64_t>(s.Int(8));
+  r.budget = s.Int(9);
+  r.next_index = s.Int(10);
+  r.state = s.Text(11);
+  r.created_at = s.Real(12);
+  r.finished_at = s.Real(13);
+  r.end_reason = s.Text(14);
+  return r;
+}
+
+constexpr const char* kTrialColumns =
+    "id, sweep_id, idx, state, params, argv, worker, host, gpu, attempt, epoch, "
+    "last_seq, created_at, started_at, ended_at, exit_code, signal, message, "
+    "final_metric, best_metric, trial_dir, stdout_tail, stderr_tail";
+
+TrialRow ReadTrial(const Stmt& s) {
+  TrialRow r;
+  r.id = s.Text(0);
+  r.sweep_id = s.Text(1);
+  r.index = s.Int(2);
+  r.state = s.Text(3);
+  r.params_json = s.Text(4);
+  r.argv_json = s.Text(5);
+  r.worker_id = s.Text(6);
+  r.host = s.Text(7);
+  r.gpu = s.IsNull(8) ? -1 : static_cast<int>(s.Int(8));
+  r.attempt = static_cast<int>(s.Int(9));
+  r.epoch = s.Int(10);
+  r.last_seq = s.Int(11);
+  r.created_at = s.Real(12);
+  r.started_at = s.Real(13);
+  r.ended_at = s.Real(14);
+  if (!s.IsNull(15)) r.exit_code = static_cast<int>(s.Int(15));
+  r.signal = static_cast<int>(s.Int(16));
+  r.message = s.Text(17);
+  if (!s.IsNull(18)) r.final_metric = s.Real(18);
+  if (!s.IsNull(19)) r.best_metric = s.Real(19);
+  r.trial_dir = s.Text(20);
+  r.stdout_tail = s.Text(21);
+  r.stderr_tail = s.Text(22);
+  return r;
+}
+
+template <typename Row, typename Reader>
+absl::StatusOr<std::vector<Row>> ReadAll(Stmt& s, Reader read) {
+  std::vector<Row> rows;
+  while (s.Next()) rows.push_back(read(s));
+  if (!s.status().ok()) return s.status();
+  return rows;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = absl::StrCat("cannot open database ", path, ": ",
+                                   db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    return absl::UnavailableError(msg);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  std::unique_ptr<Store> store(new Store(db));
+  SWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
+  SWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=NORMAL"));
+  SWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys=ON"));
+  if (absl::Status st = store->Migrate(); !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat(path, ": ", st.message()));
+  }
+  return store;
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+absl::Status Store::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    absl::Status st = SqliteError(db_, "executing");
+    sqlite3_free(err);
+    return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::Migrate() {
+  SWEEP_RETURN_IF_ERROR(
+      Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+  int64_t version = 0;
+  {
+    Stmt s(db_, "SELECT MAX(version) FROM schema_version");
+    if (s.Next() && !s.IsNull(0)) version = s.Int(0);
+    SWEEP_RETURN_IF_ERROR(s.status());
+  }
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the database has schema version ", version, " but this sweep knows only up to ",
+        kSchemaVersion, "; use a newer sweep"));
+  }
+  for (int64_t v = version; v < kSchemaVersion; ++v) {
+    SWEEP_RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+      SWEEP_RETURN_IF_ERROR(Exec(kMigrations[v]));
+      return Stmt(db_, "INSERT INTO schema_version (version) VALUES (?)").Bind(v + 1).Run();
+    }));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::InTransaction(const std::function<absl::Status()>& body) {
+  SWEEP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  absl::Status st = body();
+  if (st.ok()) st = Exec("COMMIT");
+  if (!st.ok()) Exec("ROLLBACK").IgnoreError();
+  return st;
+}
+
+absl::Status Store::InsertSweep(const SweepRow& s) {
+  return Stmt(db_, absl::StrCat("INSERT INTO sweeps (", kSweepColumns,
+                                ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                       .c_str())
+      .Bind(s.id).Bind(s.name).Bind(s.spec_yaml).Bind(s.file_name).Bind(s.working_dir)
+      .Bind(s.method).Bind(s.metric_name).Bind(s.metric_goal)
+      .Bind(static_cast<int64_t>(s.seed)).Bind(s.budget).Bind(s.next_index).Bind(s.state)
+      .Bind(s.created_at).BindNullIf(s.finished_at == 0, s.finished_at).Bind(s.end_reason)
+      .Run();
+}
+
+absl::Status Store::UpdateSweep(const SweepRow& s) {
+  return Stmt(db_,
+              "UPDATE sweeps SET state=?, next_index=?, finished_at=?, end_reason=? "
+              "WHERE id=?")
+      .Bind(s.state).Bind(s.next_index).BindNullIf(s.finished_at == 0, s.finished_at)
+      .Bind(s.end_reason).Bind(s.id)
+      .Run();
+}
+
+absl::Status Store::UpsertTrial(const TrialRow& t) {
+  return Stmt(db_, absl::StrCat(
+                       "INSERT INTO trials (", kTrialColumns,
+                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                       "ON CONFLICT(id) DO UPDATE SET state=excluded.state, "
+                       "worker=excluded.worker, host=excluded.host, gpu=excluded.gpu, "
+                       "attempt=excluded.attempt, epoch=excluded.epoch, "
+                       "last_seq=excluded.last_seq, started_at=excluded.started_at, "
+                       "ended_at=excluded.ended_at, exit_code=excluded.exit_code, "
+                       "signal=excluded.signal, message=excluded.message, "
+                       "final_metric=excluded.final_metric, "
+                       "best_metric=excluded.best_metric, trial_dir=excluded.trial_dir, "
+                       "stdout_tail=excluded.stdout_tail, stderr_tail=excluded.stderr_tail")
+                       .c_str())
+      .Bind(t.id).Bind(t.sweep_id).Bind(t.index).Bind(t.state).Bind(t.params_json)
+      .Bind(t.argv_json).Bind(t.worker_id).Bind(t.host)
+      .Bind(t.gpu >= 0 ? std::optional<int>(t.gpu) : std::nullopt)
+      .Bind(t.attempt).Bind(t.epoch).Bind(t.last_seq).Bind(t.created_at)
+      .BindNullIf(t.started_at == 0, t.started_at).BindNullIf(t.ended_at == 0, t.ended_at)
+      .Bind(t.exit_code).Bind(t.signal).Bind(t.message).Bind(t.final_metric)
+      .Bind(t.best_metric).Bind(t.trial_dir).Bind(t.stdout_tail).Bind(t.stderr_tail)
+      .Run();
+}
+
+absl::Status Store::AppendMetrics(const TrialRow& trial,
+                                  const std::vector<MetricRow>& points) {
+  return InTransaction([&]() -> absl::Status {
+    Stmt ins(db_,
+             "INSERT INTO metrics (trial_id, attempt, step, name, value, time) "
+             "VALUES (?,?,?,?,?,?)");
+    for (const MetricRow& p : points) {
+      ins.Reset();
+      SWEEP_RETURN_IF_ERROR(ins.Bind(trial.id).Bind(p.attempt).Bind(p.step).Bind(p.name)
+                                .Bind(p.value).Bind(p.time).Run());
+    }
+    return Stmt(db_,
+                "UPDATE trials SET last_seq=?, final_metric=?, best_metric=? WHERE id=?")
+        .Bind(trial.last_seq).Bind(trial.final_metric).Bind(trial.best_metric)
+        .Bind(trial.id)
+        .Run();
+  });
+}
+
+absl::Status Store::UpsertWorker(const WorkerRow& w) {
+  return Stmt(db_,
+              "INSERT INTO workers (id, host, pid, slot, gpu_index, gpu_uuid, gpu_name, "
+              "gpu_memory_mib, state, registered_at, last_heartbeat, trial_id) "
+              "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+              "state=excluded.state, last_heartbeat=excluded.last_heartbeat, "
+              "trial_id=excluded.trial_id")
+      .Bind(w.id).Bind(w.host).Bind(w.pid).Bind(w.slot)
+      .Bind(w.has_gpu ? std::optional<int>(w.gpu_index) : std::nullopt)
+      .Bind(w.gpu_uuid).Bind(w.gpu_name).Bind(w.gpu_memory_mib).Bind(w.state)
+      .Bind(w.registered_at).Bind(w.last_heartbeat).Bind(w.trial_id)
+      .Run();
+}
+
+absl::Status Store::AddEvent(double time, const std::string& kind,
+                             const std::string& sweep_id, const std::string& trial_id,
+                             const std::string& worker_id, const std::string& message) {
+  return Stmt(db_,
+              "INSERT INTO events (time, kind, sweep_id, trial_id, worker_id, message) "
+              "VALUES (?,?,?,?,?,?)")
+      .Bind(time).Bind(kind).Bind(sweep_id).Bind(trial_id).Bind(worker_id).Bind(message)
+      .Run();
+}
+
+absl::StatusOr<std::vector<SweepRow>> Store::LoadSweeps() {
+  Stmt s(db_, absl::StrCat("SELECT ", kSweepColumns,
+                           " FROM sweeps ORDER BY created_at, rowid").c_str());
+  return ReadAll<SweepRow>(s, ReadSweep);
+}
+
+absl::StatusOr<SweepRow> Store::LoadSweep(const std::string& id) {
+  Stmt s(db_, absl::StrCat("SELECT ", kSweepColumns, " FROM sweeps WHERE id=?").c_str());
+  s.Bind(id);
+  if (s.Next()) return ReadSweep(s);
+  SWEEP_RETURN_IF_ERROR(s.status());
+  return absl::NotFoundError(absl::StrCat("no sweep with id '", id, "'"));
+}
+
+absl::StatusOr<std::vector<TrialRow>> Store::LoadTrials(const std::string& sweep_id) {
+  Stmt s(db_, absl::StrCat("SELECT ", kTrialColumns,
+                           " FROM trials WHERE sweep_id=? ORDER BY idx").c_str());
+  s.Bind(sweep_id);
+  return ReadAll<TrialRow>(s, ReadTrial);
+}
+
+absl::StatusOr<std::vector<TrialRow>> Store::LoadActiveTrials() {
+  Stmt s(db_, absl::StrCat("SELECT ", kTrialColumns,
+                           " FROM trials WHERE state IN ('queued','running') "
+                           "ORDER BY created_at, rowid").c_str());
+  return ReadAll<TrialRow>(s, ReadTrial);
+}
+
+absl::StatusOr<TrialRow> Store::LoadTrial(const std::string& id) {
+  Stmt s(db_, absl::StrCat("SELECT ", kTrialColumns, " FROM trials WHERE id=?").c_str());
+  s.Bind(id);
+  if (s.Next()) return ReadTrial(s);
+  SWEEP_RETURN_IF_ERROR(s.status());
+  return absl::NotFoundError(absl::StrCat("no trial with id '", id, "'"));
+}
+
+absl::StatusOr<std::vector<MetricRow>> Store::LoadMetrics(const std::string& trial_id) {
+  Stmt s(db_,
+         "SELECT attempt, step, name, value, time FROM metrics WHERE trial_id=? "
+         "ORDER BY rowid");
+  s.Bind(trial_id);
+  return ReadAll<MetricRow>(s, [](const Stmt& s) {
+    return MetricRow{.attempt = static_cast<int>(s.Int(0)),
+                     .step = s.Int(1),
+                     .name = s.Text(2),
+                     .value = s.Real(3),
+                     .time = s.Real(4)};
+  });
+}
+
+absl::StatusOr<std::vector<WorkerRow>> Store::LoadWorkers() {
+  Stmt s(db_,
+         "SELECT id, host, pid, slot, gpu_index, gpu_uuid, gpu_name, gpu_memory_mib, "
+         "state, registered_at, last_heartbeat, trial_id FROM workers ORDER BY rowid");
+  return ReadAll<WorkerRow>(s, [](const Stmt& s) {
+    WorkerRow w;
+    w.id = s.Text(0);
+    w.host = s.Text(1);
+    w.pid = static_cast<int>(s.Int(2));
+    w.slot = static_cast<int>(s.Int(3));
+    w.has_gpu = !s.IsNull(4);
+    w.gpu_index = w.has_gpu ? static_cast<int>(s.Int(4)) : -1;
+    w.gpu_uuid = s.Text(5);
+    w.gpu_name = s.Text(6);
+    w.gpu_memory_mib = s.Int(7);
+    w.state = s.Text(8);
+    w.registered_at = s.Real(9);
+    w.last_heartbeat = s.Real(10);
+    w.trial_id = s.Text(11);
+    return w;
+  });
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> Store::CountTrials(
+    const std::string& sweep_id) {
+  Stmt s(db_, "SELECT state, COUNT(*) FROM trials WHERE sweep_id=? GROUP BY state");
+  s.Bind(sweep_id);
+  std::map<std::string, int64_t> counts;
+  while (s.Next()) counts[s.Text(0)] = s.Int(1);
+  SWEEP_RETURN_IF_ERROR(s.status());
+  return counts;
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, double>>> Store::BestTrial(
+    const std::string& sweep_id, bool maximize) {
+  Stmt s(db_, maximize ? "SELECT id, final_metric FROM trials WHERE sweep_id=? AND "
+                         "final_metric IS NOT NULL ORDER BY final_metric DESC, idx LIMIT 1"
+                       : "SELECT id, final_metric FROM trials WHERE sweep_id=? AND "
+                         "final_metric IS NOT NULL ORDER BY final_metric ASC, idx LIMIT 1");
+  s.Bind(sweep_id);
+  if (s.Next()) return std::optional(std::make_pair(s.Text(0), s.Real(1)));
+  SWEEP_RETURN_IF_ERROR(s.status());
+  return std::nullopt;
+}
+
+absl::StatusOr<std::map<std::string, double>> Store::LastValues(
+    const std::string& sweep_id, const std::string& name) {
+  // The row with the highest (attempt, step, rowid) of each trial.
+  Stmt s(db_,
+         "SELECT m.trial_id, m.value FROM metrics m JOIN trials t ON t.id = m.trial_id "
+         "WHERE t.sweep_id=? AND m.name=? AND m.rowid = ("
+         "  SELECT m2.rowid FROM metrics m2 WHERE m2.trial_id = m.trial_id AND "
+         "  m2.name = m.name ORDER BY m2.attempt DESC, m2.step DESC, m2.rowid DESC "
+         "  LIMIT 1)");
+  s.Bind(sweep_id).Bind(name);
+  std::map<std::string, double> out;
+  while (s.Next()) out[s.Text(0)] = s.Real(1);
+  SWEEP_RETURN_IF_ERROR(s.status());
+  return out;
+}
+
+}  // namespace sweep

@@ -1,0 +1,154 @@
+// Store: the scheduler's SQLite database, the one place sweep's results live.
+//
+// The schema is a public interface (docs/schema.md): users query it with sqlite3.
+// Only the scheduler writes, through this class. Schema changes are numbered
+// migrations applied in order on Open(); `schema_version` records the last one.
+//
+// Durability: WAL journal, synchronous=NORMAL. A write is acknowledged to a worker
+// only after its transaction committed, so nothing acknowledged is lost when the
+// scheduler process is killed.
+//
+// Thread safety: not thread-safe; the scheduler core serializes every call under
+// its own mutex. Lifecycle: Open(), use, destroy (closes the database).
+#ifndef SWEEP_SCHEDULER_STORE_H_
+#define SWEEP_SCHEDULER_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+struct sqlite3;
+
+namespace sweep {
+
+struct SweepRow {
+  std::string id;
+  std::string name;
+  std::string spec_yaml;    // the spec exactly as submitted
+  std::string file_name;    // the spec's file name, for messages
+  std::string working_dir;  // where `sweep submit` ran
+  std::string method;       // grid, random, bayes
+  std::string metric_name;  // empty when the spec has no metric
+  std::string metric_goal;  // minimize, maximize
+  uint64_t seed = 0;
+  int64_t budget = -1;      // trials in all; -1 when unbounded
+  int64_t next_index = 0;   // index of the next trial to create
+  std::string state = "running";  // running, finished, cancelled
+  double created_at = 0;
+  double finished_at = 0;   // 0 while running
+  std::string end_reason;
+};
+
+struct TrialRow {
+  std::string id;
+  std::string sweep_id;
+  int64_t index = 0;
+  std::string state = "queued";
+  std::string params_json = "{}";
+  std::string argv_json = "[]";
+  std::string worker_id;
+  std::string host;
+  int gpu = -1;             // GPU index on its node; -1 on a CPU slot
+  int attempt = 0;
+  int64_t epoch = 0;
+  int64_t last_seq = 0;     // last metric report stored for this epoch
+  double created_at = 0;
+  double started_at = 0;
+  double ended_at = 0;
+  std::optional<int> exit_code;
+  int signal = 0;
+  std::string message;      // why it ended, or why it was re-queued
+  std::optional<double> final_metric;
+  std::optional<double> best_metric;
+  std::string trial_dir;
+  std::string stdout_tail;
+  std::string stderr_tail;
+};
+
+struct MetricRow {
+  int attempt = 0;
+  int64_t step = 0;
+  std::string name;
+  double value = 0;
+  double time = 0;
+};
+
+struct WorkerRow {
+  std::string id;
+  std::string host;
+  int pid = 0;
+  int slot = 0;
+  bool has_gpu = false;
+  int gpu_index = -1;
+  std::string gpu_uuid;
+  std::string gpu_name;
+  int64_t gpu_memory_mib = 0;
+  std::string state = "idle";  // idle, busy, draining, lost
+  double registered_at = 0;
+  double last_heartbeat = 0;
+  std::string trial_id;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the database at `path` and applies pending
+  // migrations. Returns Unavailable when the file cannot be opened or is locked,
+  // FailedPrecondition when it was written by a newer sweep (unknown schema version).
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Runs `body` in one transaction: committed if it returns OK, rolled back else.
+  // Returns body's error, or the commit's.
+  absl::Status InTransaction(const std::function<absl::Status()>& body);
+
+  // Writes. Each returns Internal (with SQLite's message) on failure.
+  absl::Status InsertSweep(const SweepRow& s);
+  absl::Status UpdateSweep(const SweepRow& s);  // state, next_index, end fields
+  absl::Status UpsertTrial(const TrialRow& t);
+  // Adds metric points of `trial` and saves the trial row (last_seq, final and best
+  // metric) in one transaction.
+  absl::Status AppendMetrics(const TrialRow& trial, const std::vector<MetricRow>& points);
+  absl::Status UpsertWorker(const WorkerRow& w);
+  absl::Status AddEvent(double time, const std::string& kind, const std::string& sweep_id,
+                        const std::string& trial_id, const std::string& worker_id,
+                        const std::string& message);
+
+  // Reads. NotFound when a named row does not exist.
+  absl::StatusOr<std::vector<SweepRow>> LoadSweeps();
+  absl::StatusOr<SweepRow> LoadSweep(const std::string& id);
+  absl::StatusOr<std::vector<TrialRow>> LoadTrials(const std::string& sweep_id);
+  // Trials in state queued or running, of every sweep, in creation order.
+  absl::StatusOr<std::vector<TrialRow>> LoadActiveTrials();
+  absl::StatusOr<TrialRow> LoadTrial(const std::string& id);
+  absl::StatusOr<std::vector<MetricRow>> LoadMetrics(const std::string& trial_id);
+  absl::StatusOr<std::vector<WorkerRow>> LoadWorkers();
+  // Number of trials of `sweep_id` in each state (states with none are absent).
+  absl::StatusOr<std::map<std::string, int64_t>> CountTrials(const std::string& sweep_id);
+  // The trial with the best final metric (`maximize` picks the largest), or nullopt
+  // when no trial reported the metric.
+  absl::StatusOr<std::optional<std::pair<std::string, double>>> BestTrial(
+      const std::string& sweep_id, bool maximize);
+  // For each trial of the sweep, the last value (highest step) of metric `name`.
+  absl::StatusOr<std::map<std::string, double>> LastValues(const std::string& sweep_id,
+                                                           const std::string& name);
+
+ private:
+  explicit Store(sqlite3* db) : db_(db) {}
+  absl::Status Migrate();
+  absl::Status Exec(const char* sql);
+
+  sqlite3* db_;
+};
+
+}  // namespace sweep
+
+#endif  // SWEEP_SCHEDULER_STORE_H_

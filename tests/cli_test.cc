@@ -1,0 +1,98 @@
+// The `sweep` command's contract for bad input: clear messages and exit codes
+// (2 bad input, 1 unreachable scheduler), and nothing written to the database.
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/cluster.h"
+
+namespace sweep::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class CliTest : public ::testing::Test {
+ protected:
+  CommandResult Validate(const std::string& yaml) {
+    WriteFile(dir_ / "spec.yaml", yaml);
+    return RunSweep({"validate", "spec.yaml"}, dir_);
+  }
+  TempDir dir_;
+};
+
+TEST_F(CliTest, ValidatePrintsTheNumberOfTrialsAGridExpandsTo) {
+  CommandResult r = Validate(R"(
+method: grid
+command: ["/bin/true", "${args}"]
+parameters:
+  lr: {values: [0.1, 0.01, 0.001]}
+  depth: {min: 1, max: 4}
+)");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("spec.yaml: valid; grid search over 2 parameters, 12 trials"));
+}
+
+TEST_F(CliTest, MalformedYamlIsBadInputWithItsPosition) {
+  CommandResult r = Validate("method: grid\nparameters:\n  lr: {values: [0.1, 0.2}\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("error: spec.yaml:3:"));
+}
+
+TEST_F(CliTest, UnknownMethodIsBadInput) {
+  CommandResult r = Validate("method: grd\nparameters:\n  lr: {values: [0.1]}\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("spec.yaml:1:9: method: unknown method \"grd\""));
+}
+
+TEST_F(CliTest, EmptyValuesIsBadInput) {
+  CommandResult r = Validate("method: grid\nparameters:\n  lr:\n    values: []\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("spec.yaml:4:"));
+  EXPECT_THAT(r.err, HasSubstr("parameters.lr.values"));
+}
+
+TEST_F(CliTest, MinAboveMaxIsBadInput) {
+  CommandResult r = Validate(
+      "method: random\nparameters:\n  lr:\n    distribution: uniform\n    min: 0.1\n"
+      "    max: 0.01\n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("parameters.lr"));
+  EXPECT_THAT(r.err, HasSubstr("greater than max"));
+}
+
+TEST_F(CliTest, MissingFileIsBadInput) {
+  CommandResult r = RunSweep({"validate", "nope.yaml"}, dir_);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("nope.yaml"));
+}
+
+TEST_F(CliTest, UnreachableSchedulerFailsWithExitOne) {
+  WriteFile(dir_ / "spec.yaml", "method: grid\nparameters:\n  lr: {values: [0.1]}\n");
+  CommandResult r = RunSweep({"submit", "spec.yaml", "--scheduler", "127.0.0.1:1"}, dir_);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cannot reach the scheduler at 127.0.0.1:1"));
+  CommandResult s = RunSweep({"status"}, dir_, {"SWEEP_SCHEDULER=127.0.0.1:1"});
+  EXPECT_EQ(s.exit_code, 1);
+  EXPECT_THAT(s.err, HasSubstr("127.0.0.1:1"));
+}
+
+TEST_F(CliTest, BadSpecNeverReachesTheDatabase) {
+  Cluster c;
+  c.StartScheduler();
+  WriteFile(c.dir() / "bad.yaml", "method: grid\nparameters:\n  lr:\n    values: []\n");
+  CommandResult r = c.Sweep({"submit", c.dir() / "bad.yaml"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  Db db(c.db());
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM sweeps"), "0");
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM trials"), "0");
+  CommandResult unknown = c.Sweep({"status", "deadbeef"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_THAT(unknown.err, HasSubstr("no sweep with id 'deadbeef'"));
+}
+
+TEST_F(CliTest, BadFlagIsBadInput) {
+  CommandResult r = RunSweep({"worker", "--cpus", "2", "--gpu", "0"}, dir_);
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace sweep::testing

@@ -1,0 +1,120 @@
+// A real cluster on loopback for the integration tests: a `sweep scheduler`
+// process and `sweep worker` processes, all started from the binary under test.
+#ifndef SWEEP_TESTS_CLUSTER_H_
+#define SWEEP_TESTS_CLUSTER_H_
+
+#include <signal.h>
+
+#include <map>
+
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "tests/testing.h"
+
+namespace sweep::testing {
+
+class Cluster {
+ public:
+  ~Cluster() {
+    for (auto& w : workers_) w.Stop(absl::Seconds(5));
+    if (scheduler_) scheduler_->Stop(absl::Seconds(5));
+  }
+
+  const TempDir& dir() const { return dir_; }
+  std::string db() const { return dir_ / "sweeps.db"; }
+  const std::string& address() const { return address_; }
+
+  void StartScheduler(double lease_timeout = 2, double heartbeat = 0.2) {
+    std::string port_file = dir_ / "port";
+    std::filesystem::remove(port_file);
+    SpawnOptions o;
+    o.argv = {SweepBin(), "scheduler", "--listen", "127.0.0.1:0", "--db", db(),
+              "--port-file", port_file, "--lease-timeout", absl::StrCat(lease_timeout),
+              "--heartbeat-interval", absl::StrCat(heartbeat), "--log-level", "debug"};
+    o.stdout_path = dir_ / "scheduler.log";
+    o.stderr_path = dir_ / "scheduler.log";
+    auto child = ChildProcess::Spawn(o);
+    ASSERT_TRUE(child.ok()) << child.status();
+    scheduler_.emplace(std::move(*child));
+    ASSERT_TRUE(WaitFor([&] { return !ReadFile(port_file).empty(); }, absl::Seconds(20)))
+        << ReadFile(dir_ / "scheduler.log");
+    address_ = std::string(absl::StripAsciiWhitespace(ReadFile(port_file)));
+  }
+
+  void KillScheduler() { scheduler_.reset(); }
+
+  // Starts `sweep worker --cpus N`; returns its index in workers().
+  size_t StartWorker(int cpus, const std::string& work_dir = "runs") {
+    SpawnOptions o;
+    size_t n = workers_.size();
+    o.argv = {SweepBin(), "worker", "--scheduler", address_, "--cpus", absl::StrCat(cpus),
+              "--work-dir", dir_ / work_dir, "--kill-grace", "1", "--drain-timeout", "2",
+              "--log-level", "debug"};
+    o.stdout_path = dir_ / absl::StrCat("worker", n, ".log");
+    o.stderr_path = dir_ / absl::StrCat("worker", n, ".log");
+    auto child = ChildProcess::Spawn(o);
+    EXPECT_TRUE(child.ok()) << child.status();
+    workers_.push_back(std::move(*child));
+    return n;
+  }
+
+  ChildProcess& worker(size_t i) { return workers_[i]; }
+
+  // Writes `yaml` to a file and submits it with `sweep submit`; returns the id.
+  std::string Submit(const std::string& yaml) {
+    std::string file = dir_ / "spec.yaml";
+    WriteFile(file, yaml);
+    CommandResult r = RunSweep({"submit", file, "--scheduler", address_}, dir_);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return std::string(absl::StripAsciiWhitespace(r.out));
+  }
+
+  CommandResult Sweep(std::vector<std::string> args) {
+    args.push_back("--scheduler");
+    args.push_back(address_);
+    return RunSweep(args, dir_);
+  }
+
+  // Waits until the sweep is no longer running and none of its trials runs.
+  bool WaitEnded(const std::string& sweep, absl::Duration timeout) {
+    Db db(this->db());
+    return WaitFor(
+        [&] {
+          return db.Value("SELECT state FROM sweeps WHERE id='" + sweep + "'") != "running" &&
+                 db.Value("SELECT COUNT(*) FROM trials WHERE sweep_id='" + sweep +
+                          "' AND state IN ('running','queued')") == "0";
+        },
+        timeout);
+  }
+
+  std::string Logs() const {
+    std::string out = "--- scheduler\n" + ReadFile(dir_ / "scheduler.log");
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      out += absl::StrCat("--- worker", i, "\n", ReadFile(dir_ / absl::StrCat("worker", i, ".log")));
+    }
+    return out;
+  }
+
+ private:
+  TempDir dir_;
+  std::optional<ChildProcess> scheduler_;
+  std::vector<ChildProcess> workers_;
+  std::string address_;
+};
+
+// Reads a trial's seen.txt (KEY=VALUE lines) into a map.
+inline std::map<std::string, std::string> ReadSeen(const std::string& path) {
+  std::map<std::string, std::string> out;
+  for (absl::string_view line : absl::StrSplit(ReadFile(path), '\n')) {
+    size_t eq = line.find('=');
+    if (eq == absl::string_view::npos) continue;
+    out[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+  }
+  return out;
+}
+
+inline std::string TrialScript() { return SourceDir() + "/tests/data/trial.sh"; }
+
+}  // namespace sweep::testing
+
+#endif  // SWEEP_TESTS_CLUSTER_H_

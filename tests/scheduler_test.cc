@@ -1,0 +1,323 @@
+// The scheduler core over a real SQLite file, driven by a fake clock.
+#include "scheduler/scheduler.h"
+
+#include "common/ids.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing.h"
+
+namespace sweep {
+namespace {
+
+using ::testing::HasSubstr;
+using ::sweep::testing::Db;
+using ::sweep::testing::TempDir;
+
+constexpr char kGrid[] = R"(
+name: three
+command: ["/bin/true", "${args}"]
+method: grid
+metric: {name: loss, goal: minimize}
+max_retries: 1
+parameters:
+  lr:
+    values: [0.1, 0.01, 0.001]
+)";
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+
+  void Open() {
+    core_.reset();
+    store_.reset();
+    auto store = Store::Open(dir_ / "sweeps.db");
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    SchedulerOptions o;
+    o.lease_timeout = absl::Seconds(10);
+    auto core = Scheduler::Create(store_.get(), &clock_, o);
+    ASSERT_TRUE(core.ok()) << core.status();
+    core_ = std::move(*core);
+  }
+
+  std::string Submit(const std::string& yaml) {
+    v1::SubmitSweepRequest req;
+    req.set_spec_yaml(yaml);
+    req.set_file_name("test.yaml");
+    auto resp = core_->SubmitSweep(req);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return resp.ok() ? resp->sweep_id() : "";
+  }
+
+  std::string RegisterCpu() {
+    v1::RegisterRequest req;
+    req.set_host("node1");
+    auto resp = core_->Register(req);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return resp->worker_id();
+  }
+
+  std::string RegisterGpu(int index) {
+    v1::RegisterRequest req;
+    req.set_host("node1");
+    req.mutable_gpu()->set_index(index);
+    req.mutable_gpu()->set_name("Test GPU");
+    req.mutable_gpu()->set_memory_mib(81920);
+    return core_->Register(req)->worker_id();
+  }
+
+  std::optional<v1::TrialAssignment> Lease(const std::string& worker) {
+    v1::LeaseTrialRequest req;
+    req.set_worker_id(worker);
+    auto resp = core_->LeaseTrial(req);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    if (!resp.ok() || !resp->has_trial()) return std::nullopt;
+    return resp->trial();
+  }
+
+  absl::StatusOr<v1::ReportMetricsResponse> Report(const std::string& worker,
+                                                   const v1::TrialAssignment& a, int64_t seq,
+                                                   double loss, int64_t step) {
+    v1::ReportMetricsRequest req;
+    req.set_worker_id(worker);
+    req.set_trial_id(a.trial_id());
+    req.set_epoch(a.epoch());
+    req.set_seq(seq);
+    v1::MetricPoint* p = req.add_points();
+    p->set_step(step);
+    p->set_name("loss");
+    p->set_value(loss);
+    p->set_time(1.0);
+    return core_->ReportMetrics(req);
+  }
+
+  absl::Status Finish(const std::string& worker, const v1::TrialAssignment& a,
+                      v1::TrialOutcome outcome, int exit_code = 0) {
+    v1::FinishTrialRequest req;
+    req.set_worker_id(worker);
+    req.set_trial_id(a.trial_id());
+    req.set_epoch(a.epoch());
+    req.set_outcome(outcome);
+    req.set_exit_code(exit_code);
+    return core_->FinishTrial(req).status();
+  }
+
+  v1::SweepSummary Summary(const std::string& sweep) {
+    v1::GetStatusRequest req;
+    req.set_sweep_id(sweep);
+    return core_->GetStatus(req)->sweeps(0);
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Scheduler> core_;
+};
+
+TEST_F(SchedulerTest, GridTrialsAreLeasedOnceEachInOrderWithTheirParameters) {
+  std::string sweep = Submit(kGrid);
+  std::string w = RegisterCpu();
+  std::vector<double> lrs;
+  for (int i = 0; i < 3; ++i) {
+    auto a = Lease(w);
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->trial_id(), TrialId(sweep, i));
+    EXPECT_EQ(a->epoch(), 1);
+    EXPECT_EQ(a->attempt(), 1);
+    lrs.push_back(nlohmann::json::parse(a->params_json())["lr"].get<double>());
+    EXPECT_THAT(a->argv(), ::testing::ElementsAre("/bin/true", ::testing::StartsWith("--lr=")));
+    ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
+  }
+  EXPECT_THAT(lrs, ::testing::ElementsAre(0.1, 0.01, 0.001));
+  EXPECT_FALSE(Lease(w));
+  v1::SweepSummary s = Summary(sweep);
+  EXPECT_EQ(s.state(), "finished");
+  EXPECT_EQ(s.completed(), 3);
+  EXPECT_EQ(s.queued(), 0);
+}
+
+TEST_F(SchedulerTest, RepeatedMetricReportIsAcknowledgedButStoredOnce) {
+  Submit(kGrid);
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  ASSERT_TRUE(a);
+  auto first = Report(w, *a, 1, 0.5, 1);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->duplicate());
+  auto again = Report(w, *a, 1, 0.5, 1);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate());
+  ASSERT_TRUE(Report(w, *a, 2, 0.25, 2).ok());
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM metrics WHERE trial_id='" + a->trial_id() + "'"),
+            "2");
+  EXPECT_EQ(db.Value("SELECT final_metric FROM trials WHERE id='" + a->trial_id() + "'"),
+            "0.25");
+}
+
+TEST_F(SchedulerTest, ExpiredLeaseRequeuesTheTrialAndRefusesTheStaleWorker) {
+  Submit(kGrid);
+  std::string w1 = RegisterCpu();
+  std::string w2 = RegisterCpu();
+  auto a = Lease(w1);
+  ASSERT_TRUE(a);
+  clock_.Advance(absl::Seconds(11));
+  core_->Tick();
+  auto b = Lease(w2);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->trial_id(), a->trial_id());  // the re-queued trial goes first
+  EXPECT_EQ(b->epoch(), 2);
+  EXPECT_EQ(b->attempt(), 2);
+  auto stale = Report(w1, *a, 1, 0.1, 1);
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Finish(w1, *a, v1::TRIAL_OUTCOME_COMPLETED).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Report(w2, *b, 1, 0.1, 1).ok());
+  EXPECT_TRUE(Finish(w2, *b, v1::TRIAL_OUTCOME_COMPLETED).ok());
+}
+
+TEST_F(SchedulerTest, HeartbeatsKeepALeaseAlive) {
+  Submit(kGrid);
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(absl::Seconds(6));
+    v1::HeartbeatRequest hb;
+    hb.set_worker_id(w);
+    v1::RunningTrial* r = hb.add_running();
+    r->set_trial_id(a->trial_id());
+    r->set_epoch(a->epoch());
+    auto resp = core_->Heartbeat(hb);
+    ASSERT_TRUE(resp.ok());
+    EXPECT_EQ(resp->stop_size(), 0);
+    core_->Tick();
+  }
+  EXPECT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
+}
+
+TEST_F(SchedulerTest, TrialFailsOnceItsWorkersWereLostMoreThanMaxRetries) {
+  std::string sweep = Submit(kGrid);  // max_retries: 1
+  std::string w = RegisterCpu();
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    auto a = Lease(w);
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->trial_id(), TrialId(sweep, 0));
+    EXPECT_EQ(a->attempt(), attempt);
+    clock_.Advance(absl::Seconds(11));
+    core_->Tick();
+  }
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Value("SELECT state FROM trials WHERE idx=0"), "failed");
+  EXPECT_THAT(db.Value("SELECT message FROM trials WHERE idx=0"),
+              HasSubstr("no retries left (max_retries: 1)"));
+}
+
+TEST_F(SchedulerTest, RestartedSchedulerKeepsRunningTrialsAndAcceptsTheirReports) {
+  std::string sweep = Submit(kGrid);
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  ASSERT_TRUE(Report(w, *a, 1, 0.9, 1).ok());
+  Open();  // a new scheduler over the same database
+  auto again = Report(w, *a, 1, 0.9, 1);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->duplicate());
+  ASSERT_TRUE(Report(w, *a, 2, 0.8, 2).ok());
+  ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
+  auto b = Lease(w);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->trial_id(), TrialId(sweep, 1));  // no trial is handed out twice
+  v1::SweepSummary s = Summary(sweep);
+  EXPECT_EQ(s.completed(), 1);
+  EXPECT_EQ(s.running(), 1);
+  EXPECT_EQ(s.queued(), 1);
+  EXPECT_DOUBLE_EQ(s.best_value(), 0.8);
+}
+
+TEST_F(SchedulerTest, CancelDropsQueuedTrialsAndStopsRunningOnes) {
+  std::string sweep = Submit(kGrid);
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  v1::CancelSweepRequest c;
+  c.set_sweep_id(sweep);
+  auto resp = core_->CancelSweep(c);
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->stopping_running(), 1);
+  EXPECT_EQ(resp->cancelled_queued(), 2);
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id(w);
+  *hb.add_running() = [&] {
+    v1::RunningTrial r;
+    r.set_trial_id(a->trial_id());
+    r.set_epoch(a->epoch());
+    return r;
+  }();
+  auto hr = core_->Heartbeat(hb);
+  ASSERT_EQ(hr->stop_size(), 1);
+  EXPECT_EQ(hr->stop(0).trial_id(), a->trial_id());
+  EXPECT_FALSE(Lease(w));
+  ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_STOPPED).ok());
+  v1::SweepSummary s = Summary(sweep);
+  EXPECT_EQ(s.state(), "cancelled");
+  EXPECT_EQ(s.cancelled(), 1);
+  EXPECT_EQ(s.queued(), 0);
+  EXPECT_EQ(core_->CancelSweep(c).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SchedulerTest, MaxConcurrentLimitsRunningTrials) {
+  Submit(std::string(kGrid) + "max_concurrent: 1\n");
+  std::string w1 = RegisterCpu(), w2 = RegisterCpu();
+  auto a = Lease(w1);
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(Lease(w2));
+  ASSERT_TRUE(Finish(w1, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
+  EXPECT_TRUE(Lease(w2));
+}
+
+TEST_F(SchedulerTest, TrialThatNeedsAGpuNeverLandsOnACpuSlot) {
+  Submit(std::string(kGrid) + "resources: {gpus_per_trial: 1}\n");
+  std::string cpu = RegisterCpu();
+  EXPECT_FALSE(Lease(cpu));
+  std::string gpu = RegisterGpu(3);
+  auto a = Lease(gpu);
+  ASSERT_TRUE(a);
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Value("SELECT gpu FROM trials WHERE id='" + a->trial_id() + "'"), "3");
+}
+
+TEST_F(SchedulerTest, BadSpecIsRefusedAndNothingIsStored) {
+  v1::SubmitSweepRequest req;
+  req.set_spec_yaml("method: grd\nparameters:\n  x:\n    values: [1]\n");
+  req.set_file_name("bad.yaml");
+  auto resp = core_->SubmitSweep(req);
+  EXPECT_EQ(resp.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(resp.status().message()), HasSubstr("bad.yaml:1:"));
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM sweeps"), "0");
+}
+
+TEST_F(SchedulerTest, UnknownWorkerMustRegisterAgain) {
+  v1::LeaseTrialRequest req;
+  req.set_worker_id("nobody");
+  EXPECT_EQ(core_->LeaseTrial(req).status().code(), absl::StatusCode::kNotFound);
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id("nobody");
+  EXPECT_TRUE(core_->Heartbeat(hb)->reregister());
+}
+
+TEST_F(SchedulerTest, ReleasedTrialIsRequeuedWithoutUsingARetry) {
+  std::string sweep = Submit(kGrid);  // max_retries: 1
+  std::string w = RegisterCpu();
+  for (int i = 0; i < 3; ++i) {
+    auto a = Lease(w);
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->trial_id(), TrialId(sweep, 0));
+    ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_RELEASED).ok());
+  }
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Value("SELECT state FROM trials WHERE idx=0"), "queued");
+}
+
+}  // namespace
+}  // namespace sweep

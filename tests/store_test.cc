@@ -1,0 +1,131 @@
+#include "scheduler/store.h"
+
+#include "gtest/gtest.h"
+#include "tests/testing.h"
+
+namespace sweep {
+namespace {
+
+using ::sweep::testing::Db;
+using ::sweep::testing::TempDir;
+
+SweepRow ASweep() {
+  SweepRow s;
+  s.id = "abcd1234";
+  s.name = "lr";
+  s.spec_yaml = "method: grid";
+  s.file_name = "lr.yaml";
+  s.method = "grid";
+  s.metric_name = "loss";
+  s.metric_goal = "minimize";
+  s.seed = 42;
+  s.budget = 3;
+  s.created_at = 100;
+  return s;
+}
+
+TrialRow ATrial(int index) {
+  TrialRow t;
+  t.id = "abcd1234-000" + std::to_string(index);
+  t.sweep_id = "abcd1234";
+  t.index = index;
+  t.state = "running";
+  t.params_json = R"({"lr":0.1})";
+  t.attempt = 1;
+  t.epoch = 1;
+  t.created_at = 101;
+  t.started_at = 102;
+  return t;
+}
+
+TEST(StoreTest, SweepsTrialsAndMetricsRoundTripThroughAReopenedFile) {
+  TempDir dir;
+  {
+    auto store = *Store::Open(dir / "s.db");
+    ASSERT_TRUE(store->InsertSweep(ASweep()).ok());
+    TrialRow t = ATrial(0);
+    ASSERT_TRUE(store->UpsertTrial(t).ok());
+    t.last_seq = 1;
+    t.final_metric = 0.5;
+    t.best_metric = 0.4;
+    ASSERT_TRUE(store
+                    ->AppendMetrics(t, {{.attempt = 1, .step = 1, .name = "loss", .value = 0.4,
+                                         .time = 5},
+                                        {.attempt = 1, .step = 2, .name = "loss", .value = 0.5,
+                                         .time = 6}})
+                    .ok());
+    t.state = "completed";
+    t.exit_code = 0;
+    t.ended_at = 110;
+    ASSERT_TRUE(store->UpsertTrial(t).ok());
+  }
+  auto store = *Store::Open(dir / "s.db");
+  auto sweeps = store->LoadSweeps();
+  ASSERT_TRUE(sweeps.ok());
+  ASSERT_EQ(sweeps->size(), 1u);
+  EXPECT_EQ((*sweeps)[0].seed, 42u);
+  EXPECT_EQ((*sweeps)[0].budget, 3);
+  auto t = store->LoadTrial("abcd1234-0000");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->state, "completed");
+  EXPECT_EQ(t->exit_code, 0);
+  EXPECT_EQ(t->final_metric, 0.5);
+  EXPECT_EQ(t->best_metric, 0.4);
+  EXPECT_EQ(t->last_seq, 1);
+  auto metrics = store->LoadMetrics("abcd1234-0000");
+  ASSERT_EQ(metrics->size(), 2u);
+  EXPECT_EQ((*metrics)[1].step, 2);
+  auto last = store->LastValues("abcd1234", "loss");
+  EXPECT_EQ((*last)["abcd1234-0000"], 0.5);
+  auto counts = store->CountTrials("abcd1234");
+  EXPECT_EQ((*counts)["completed"], 1);
+  auto best = store->BestTrial("abcd1234", /*maximize=*/false);
+  ASSERT_TRUE(best.ok() && best->has_value());
+  EXPECT_EQ((*best)->first, "abcd1234-0000");
+}
+
+TEST(StoreTest, MissingRowsAreNotFound) {
+  TempDir dir;
+  auto store = *Store::Open(dir / "s.db");
+  EXPECT_EQ(store->LoadSweep("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->LoadTrial("nope-0001").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(StoreTest, FailedTransactionLeavesNothingBehind) {
+  TempDir dir;
+  auto store = *Store::Open(dir / "s.db");
+  ASSERT_TRUE(store->InsertSweep(ASweep()).ok());
+  absl::Status st = store->InTransaction([&]() -> absl::Status {
+    EXPECT_TRUE(store->UpsertTrial(ATrial(0)).ok());
+    return absl::AbortedError("changed my mind");
+  });
+  EXPECT_EQ(st.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(store->LoadTrial("abcd1234-0000").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(StoreTest, DatabaseFromANewerSweepIsRefused) {
+  TempDir dir;
+  { auto store = *Store::Open(dir / "s.db"); }
+  {
+    sqlite3* db;
+    sqlite3_open((dir / "s.db").c_str(), &db);
+    sqlite3_exec(db, "INSERT INTO schema_version VALUES (999)", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+  auto store = Store::Open(dir / "s.db");
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(StoreTest, SchemaIsWalAndVersioned) {
+  TempDir dir;
+  { auto store = *Store::Open(dir / "s.db"); }
+  Db db(dir / "s.db");
+  EXPECT_EQ(db.Value("PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(db.Value("SELECT MAX(version) FROM schema_version"), "1");
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name IN "
+                     "('sweeps','trials','metrics','workers','events')"),
+            "5");
+}
+
+}  // namespace
+}  // namespace sweep

@@ -1,0 +1,490 @@
+#include "worker/worker.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/process.h"
+#include "common/status_util.h"
+#include "grpcpp/grpcpp.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+#include "sweep/v1/sweep.grpc.pb.h"
+#include "worker/metrics_reader.h"
+
+extern char** environ;
+
+namespace sweep {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr absl::Duration kRpcTimeout = absl::Seconds(10);
+constexpr size_t kLogTailBytes = 8192;
+
+// How far the worker is from stopping. Signals move it forward, never back.
+enum Phase { kRunning = 0, kDraining = 1, kStopNow = 2 };
+
+class Lifecycle {
+ public:
+  Phase phase() const { return static_cast<Phase>(phase_.load()); }
+  void Advance() {
+    absl::MutexLock lock(&mu_);
+    if (phase_ < kStopNow) ++phase_;
+    cv_.SignalAll();
+  }
+  // Sleeps for `d` or until the phase changes. Returns the phase.
+  Phase Sleep(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    int start = phase_;
+    absl::Time deadline = absl::Now() + d;
+    while (phase_ == start && !cv_.WaitWithDeadline(&mu_, deadline)) {
+    }
+    return phase();
+  }
+
+ private:
+  std::atomic<int> phase_{kRunning};
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+};
+
+std::string Hostname() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+std::string Tail(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return "";
+  std::streamoff size = in.tellg();
+  std::streamoff start = size > static_cast<std::streamoff>(kLogTailBytes)
+                             ? size - static_cast<std::streamoff>(kLogTailBytes)
+                             : 0;
+  in.seekg(start);
+  std::string out(static_cast<size_t>(size - start), '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  return out;
+}
+
+std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  return ctx;
+}
+
+// One slot: registers, leases trials one at a time and runs them.
+class Slot {
+ public:
+  Slot(const WorkerOptions& o, Lifecycle* life, std::shared_ptr<grpc::Channel> channel,
+       int slot, std::optional<Gpu> gpu)
+      : o_(o), life_(life), stub_(v1::WorkerService::NewStub(channel)), slot_(slot),
+        gpu_(std::move(gpu)) {}
+
+  void Run() {
+    absl::Duration backoff = absl::Milliseconds(200);
+    while (life_->phase() == kRunning) {
+      if (worker_id_.empty() && !Register()) {
+        life_->Sleep(backoff);
+        backoff = std::min(backoff * 2, absl::Seconds(5));
+        continue;
+      }
+      v1::LeaseTrialRequest req;
+      req.set_worker_id(worker_id_);
+      req.set_wait_ms(1000);
+      v1::LeaseTrialResponse resp;
+      auto ctx = Context(absl::Milliseconds(req.wait_ms()) + kRpcTimeout);
+      grpc::Status st = stub_->LeaseTrial(ctx.get(), req, &resp);
+      if (st.error_code() == grpc::StatusCode::NOT_FOUND) {
+        spdlog::warn("{}: the scheduler does not know us; registering again", name_);
+        worker_id_.clear();
+        continue;
+      }
+      if (!st.ok()) {
+        spdlog::warn("{}: cannot reach the scheduler at {}: {}", name_, o_.scheduler,
+                     st.error_message());
+        life_->Sleep(backoff);
+        backoff = std::min(backoff * 2, absl::Seconds(5));
+        continue;
+      }
+      backoff = absl::Milliseconds(200);
+      if (resp.has_trial()) {
+        RunTrial(resp.trial());
+      } else if (resp.drain()) {
+        spdlog::info("{}: the scheduler is shutting down", name_);
+        life_->Sleep(absl::Seconds(1));
+      }
+    }
+  }
+
+ private:
+  bool Register() {
+    v1::RegisterRequest req;
+    req.set_host(Hostname());
+    req.set_pid(getpid());
+    req.set_slot(slot_);
+    req.set_version("0.1.0");
+    if (gpu_) {
+      req.mutable_gpu()->set_index(gpu_->index);
+      req.mutable_gpu()->set_uuid(gpu_->uuid);
+      req.mutable_gpu()->set_name(gpu_->name);
+      req.mutable_gpu()->set_memory_mib(gpu_->memory_mib);
+    }
+    v1::RegisterResponse resp;
+    auto ctx = Context(kRpcTimeout);
+    grpc::Status st = stub_->Register(ctx.get(), req, &resp);
+    if (!st.ok()) {
+      spdlog::warn("cannot register with the scheduler at {}: {}", o_.scheduler,
+                   st.error_message());
+      return false;
+    }
+    worker_id_ = resp.worker_id();
+    name_ = worker_id_;
+    heartbeat_interval_ = absl::Milliseconds(resp.heartbeat_interval_ms());
+    spdlog::info("registered as {}", worker_id_);
+    return true;
+  }
+
+  std::vector<std::string> TrialEnv(const v1::TrialAssignment& a, const fs::path& trial_dir,
+                                     const fs::path& ckpt_dir) const {
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      std::string_view kv(*e);
+      if (kv.starts_with("SWEEP_") || kv.starts_with("CUDA_VISIBLE_DEVICES=")) continue;
+      env.emplace_back(kv);
+    }
+    env.push_back(absl::StrCat("CUDA_VISIBLE_DEVICES=", gpu_ ? absl::StrCat(gpu_->index) : ""));
+    env.push_back(absl::StrCat("SWEEP_TRIAL_ID=", a.trial_id()));
+    env.push_back(absl::StrCat("SWEEP_SWEEP_ID=", a.sweep_id()));
+    env.push_back(absl::StrCat("SWEEP_ATTEMPT=", a.attempt()));
+    env.push_back(absl::StrCat("SWEEP_PARAMS=", a.params_json()));
+    env.push_back(absl::StrCat("SWEEP_TRIAL_DIR=", trial_dir.string()));
+    env.push_back(absl::StrCat("SWEEP_CHECKPOINT_DIR=", ckpt_dir.string()));
+    env.push_back(absl::StrCat("SWEEP_METRICS_FILE=", (trial_dir / "metrics.jsonl").string()));
+    return env;
+  }
+
+  // Sends the pending batch; true once acknowledged. Sets *stale on a refused lease.
+  bool SendPending(const v1::TrialAssignment& a, bool* stale, bool* stop) {
+    if (pending_.points_size() == 0) return true;
+    v1::ReportMetricsResponse resp;
+    auto ctx = Context(kRpcTimeout);
+    grpc::Status st = stub_->ReportMetrics(ctx.get(), pending_, &resp);
+    if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      spdlog::warn("{}: lease on {} is stale: {}", name_, a.trial_id(), st.error_message());
+      *stale = true;
+      return false;
+    }
+    if (!st.ok()) return false;  // retried with the same seq on the next poll
+    if (resp.stop()) *stop = true;
+    pending_.clear_points();
+    return true;
+  }
+
+  void QueuePoints(const std::vector<MetricPointData>& points) {
+    for (const MetricPointData& p : points) {
+      v1::MetricPoint* m = backlog_.Add();
+      m->set_step(p.step);
+      m->set_name(p.name);
+      m->set_value(p.value);
+      m->set_time(p.time);
+    }
+  }
+
+  // Moves the backlog into a new pending batch when the last one was acknowledged.
+  void PromoteBacklog(const v1::TrialAssignment& a) {
+    if (pending_.points_size() > 0 || backlog_.empty()) return;
+    pending_.set_worker_id(worker_id_);
+    pending_.set_trial_id(a.trial_id());
+    pending_.set_epoch(a.epoch());
+    pending_.set_seq(++seq_);
+    pending_.mutable_points()->Swap(&backlog_);
+  }
+
+  void RunTrial(const v1::TrialAssignment& a) {
+    fs::path trial_root = fs::absolute(o_.work_dir) / a.sweep_id() / a.trial_id();
+    fs::path trial_dir = trial_root / absl::StrCat("attempt-", a.attempt());
+    fs::path ckpt_dir = trial_root / "checkpoints";
+    std::error_code ec;
+    fs::create_directories(trial_dir, ec);
+    fs::create_directories(ckpt_dir, ec);
+    spdlog::info("{}: trial {} (attempt {}) starting", name_, a.trial_id(), a.attempt());
+
+    SpawnOptions so;
+    so.argv.assign(a.argv().begin(), a.argv().end());
+    so.env = TrialEnv(a, trial_dir, ckpt_dir);
+    so.cwd = !a.working_dir().empty() && fs::is_directory(a.working_dir())
+                 ? a.working_dir()
+                 : fs::current_path().string();
+    so.stdout_path = (trial_dir / "stdout.log").string();
+    so.stderr_path = (trial_dir / "stderr.log").string();
+
+    v1::FinishTrialRequest fin;
+    fin.set_worker_id(worker_id_);
+    fin.set_trial_id(a.trial_id());
+    fin.set_epoch(a.epoch());
+    fin.set_trial_dir(trial_dir.string());
+
+    seq_ = 0;
+    pending_.Clear();
+    backlog_.Clear();
+    absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(so);
+    if (!child.ok()) {
+      std::ofstream(trial_dir / "stderr.log", std::ios::app)
+          << "sweep: " << child.status().message() << "\n";
+      fin.set_outcome(v1::TRIAL_OUTCOME_FAILED);
+      fin.set_exit_code(127);
+      fin.set_message(std::string(child.status().message()));
+      fin.set_stderr_tail(Tail(trial_dir / "stderr.log"));
+      Finish(fin);
+      return;
+    }
+
+    MetricsReader reader((trial_dir / "metrics.jsonl").string());
+    absl::Time next_heartbeat = absl::Now();
+    absl::Time drain_deadline = absl::InfiniteFuture();
+    bool stale = false, stop = false, released = false;
+    std::optional<ExitStatus> exit;
+    while (true) {
+      exit = child->Wait(o_.poll_interval);
+      QueuePoints(reader.ReadNew(ToUnixSecondsDouble(absl::Now())));
+      PromoteBacklog(a);
+      SendPending(a, &stale, &stop);
+      if (exit) break;
+      if (absl::Now() >= next_heartbeat) {
+        next_heartbeat = absl::Now() + heartbeat_interval_;
+        if (Heartbeat(a)) stop = true;
+      }
+      Phase phase = life_->phase();
+      if (phase == kDraining && drain_deadline == absl::InfiniteFuture()) {
+        drain_deadline = absl::Now() + o_.drain_timeout;
+        spdlog::info("{}: draining; trial {} may run for {} more", name_, a.trial_id(),
+                     absl::FormatDuration(o_.drain_timeout));
+      }
+      if (phase == kStopNow || absl::Now() >= drain_deadline) released = true;
+      if (stale || stop || released) {
+        exit = child->Stop(phase == kStopNow ? absl::Seconds(1) : o_.kill_grace);
+        break;
+      }
+    }
+    // Report every line the trial wrote before it ended.
+    QueuePoints(reader.ReadNew(ToUnixSecondsDouble(absl::Now())));
+    absl::Time give_up = absl::Now() + absl::Seconds(60);
+    while (!stale && (pending_.points_size() > 0 || !backlog_.empty())) {
+      PromoteBacklog(a);
+      if (SendPending(a, &stale, &stop)) continue;
+      if (stale || absl::Now() > give_up || life_->phase() == kStopNow) break;
+      absl::SleepFor(absl::Milliseconds(500));
+    }
+    if (reader.bad_lines() > 0) {
+      spdlog::warn("{}: trial {} wrote {} malformed metric lines; last: {}", name_,
+                   a.trial_id(), reader.bad_lines(), reader.last_error());
+    }
+    if (stale) return;  // the trial belongs to someone else now
+
+    fin.set_stdout_tail(Tail(trial_dir / "stdout.log"));
+    fin.set_stderr_tail(Tail(trial_dir / "stderr.log"));
+    fin.set_exit_code(exit->exit_code);
+    fin.set_signal(exit->signal);
+    if (stop) {
+      fin.set_outcome(v1::TRIAL_OUTCOME_STOPPED);
+      fin.set_message("stopped on the scheduler's order");
+    } else if (released) {
+      fin.set_outcome(v1::TRIAL_OUTCOME_RELEASED);
+      fin.set_message("the worker was stopped before the trial ended");
+    } else if (exit->ok()) {
+      fin.set_outcome(v1::TRIAL_OUTCOME_COMPLETED);
+    } else {
+      fin.set_outcome(v1::TRIAL_OUTCOME_FAILED);
+      fin.set_message(exit->ToString());
+    }
+    spdlog::info("{}: trial {} ended: {}", name_, a.trial_id(),
+                 fin.message().empty() ? "completed" : fin.message());
+    Finish(fin);
+  }
+
+  // Returns true when the scheduler wants the running trial stopped.
+  bool Heartbeat(const v1::TrialAssignment& a) {
+    v1::HeartbeatRequest req;
+    req.set_worker_id(worker_id_);
+    req.set_draining(life_->phase() != kRunning);
+    v1::RunningTrial* r = req.add_running();
+    r->set_trial_id(a.trial_id());
+    r->set_epoch(a.epoch());
+    v1::HeartbeatResponse resp;
+    auto ctx = Context(kRpcTimeout);
+    if (!stub_->Heartbeat(ctx.get(), req, &resp).ok()) return false;
+    if (resp.reregister()) {
+      spdlog::warn("{}: the scheduler forgot this worker; stopping trial {}", name_,
+                   a.trial_id());
+      worker_id_.clear();
+    }
+    for (const v1::RunningTrial& s : resp.stop()) {
+      if (s.trial_id() == a.trial_id()) return true;
+    }
+    return false;
+  }
+
+  void Finish(const v1::FinishTrialRequest& fin) {
+    absl::Time give_up = absl::Now() + absl::Seconds(60);
+    while (true) {
+      v1::FinishTrialResponse resp;
+      auto ctx = Context(kRpcTimeout);
+      grpc::Status st = stub_->FinishTrial(ctx.get(), fin, &resp);
+      if (st.ok()) return;
+      if (st.error_code() != grpc::StatusCode::UNAVAILABLE &&
+          st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+        spdlog::warn("{}: the scheduler refused the outcome of {}: {}", name_,
+                     fin.trial_id(), st.error_message());
+        return;
+      }
+      if (absl::Now() > give_up || life_->phase() == kStopNow) {
+        spdlog::error("{}: could not report the outcome of {}: {}", name_, fin.trial_id(),
+                      st.error_message());
+        return;
+      }
+      absl::SleepFor(absl::Milliseconds(500));
+    }
+  }
+
+  const WorkerOptions& o_;
+  Lifecycle* life_;
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  int slot_;
+  std::optional<Gpu> gpu_;
+  std::string worker_id_;
+  std::string name_ = "worker";
+  absl::Duration heartbeat_interval_ = absl::Seconds(2);
+  int64_t seq_ = 0;
+  v1::ReportMetricsRequest pending_;
+  google::protobuf::RepeatedPtrField<v1::MetricPoint> backlog_;
+};
+
+// Blocks the stop signals in every thread and turns them into lifecycle steps on
+// a thread of their own. Returns that thread, detached.
+void HandleSignals(Lifecycle* life, std::function<void(Phase)> on_signal) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set, life, on_signal] {
+    while (true) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      life->Advance();
+      spdlog::info("got signal {}: {}", sig,
+                   life->phase() == kDraining ? "draining (send again to stop now)"
+                                              : "stopping now");
+      if (on_signal) on_signal(life->phase());
+    }
+  }).detach();
+}
+
+// --gpus: one `sweep worker --gpu N` process per GPU; forwards stop signals.
+int Supervise(const WorkerOptions& o, const std::vector<Gpu>& gpus) {
+  Lifecycle life;
+  std::vector<ChildProcess> children;
+  absl::Mutex mu;
+  HandleSignals(&life, [&](Phase phase) {
+    absl::MutexLock lock(&mu);
+    for (ChildProcess& c : children) c.Signal(SIGTERM);
+  });
+  {
+    absl::MutexLock lock(&mu);
+    for (const Gpu& g : gpus) {
+      SpawnOptions so;
+      so.argv = {SelfExecutable(),
+                 "worker",
+                 "--scheduler", o.scheduler,
+                 "--gpu", absl::StrCat(g.index),
+                 "--work-dir", o.work_dir,
+                 "--drain-timeout", absl::StrCat(absl::ToInt64Seconds(o.drain_timeout)),
+                 "--kill-grace", absl::StrCat(absl::ToInt64Seconds(o.kill_grace)),
+                 "--log-level", o.log_level};
+      so.new_process_group = false;  // a terminal's Ctrl-C reaches them too
+      absl::StatusOr<ChildProcess> c = ChildProcess::Spawn(so);
+      if (!c.ok()) {
+        spdlog::error("cannot start the worker for GPU {}: {}", g.index, std::string(c.status().message()));
+        return kExitFailure;
+      }
+      spdlog::info("started worker for GPU {} ({}), pid {}", g.index, g.name, c->pid());
+      children.push_back(std::move(*c));
+    }
+  }
+  int rc = kExitOk;
+  for (size_t i = 0; i < children.size(); ++i) {
+    ExitStatus st;
+    while (true) {
+      std::optional<ExitStatus> s;
+      {
+        absl::MutexLock lock(&mu);
+        s = children[i].Wait(absl::Milliseconds(200));
+      }
+      if (s) {
+        st = *s;
+        break;
+      }
+    }
+    if (!st.ok()) rc = kExitFailure;
+  }
+  return rc;
+}
+
+}  // namespace
+
+int RunWorker(const WorkerOptions& o, GpuDiscovery* discovery) {
+  int modes = (o.gpu >= 0) + !o.gpus.empty() + (o.cpus > 0);
+  if (modes != 1) {
+    spdlog::error("give exactly one of --gpu N, --gpus all|LIST or --cpus N");
+    return kExitBadInput;
+  }
+  std::vector<std::optional<Gpu>> slots;
+  if (!o.gpus.empty() || o.gpu >= 0) {
+    absl::StatusOr<std::vector<Gpu>> all = discovery->Discover();
+    if (!all.ok()) {
+      spdlog::error("{}", std::string(all.status().message()));
+      return kExitBadInput;
+    }
+    absl::StatusOr<std::vector<Gpu>> chosen =
+        SelectGpus(*all, o.gpus.empty() ? absl::StrCat(o.gpu) : o.gpus);
+    if (!chosen.ok()) {
+      spdlog::error("{}", std::string(chosen.status().message()));
+      return kExitBadInput;
+    }
+    if (!o.gpus.empty()) return Supervise(o, *chosen);
+    slots.push_back(chosen->front());
+  } else {
+    slots.assign(o.cpus, std::nullopt);
+  }
+
+  Lifecycle life;
+  HandleSignals(&life, nullptr);
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  auto channel = grpc::CreateCustomChannel(o.scheduler, grpc::InsecureChannelCredentials(),
+                                           args);
+  std::vector<std::unique_ptr<Slot>> workers;
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    workers.push_back(std::make_unique<Slot>(o, &life, channel, static_cast<int>(i), slots[i]));
+  }
+  spdlog::info("worker with {} {} slot(s), scheduler {}, work dir {}", slots.size(),
+               slots.front() ? "GPU" : "CPU", o.scheduler, o.work_dir);
+  for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
+  for (std::thread& t : threads) t.join();
+  spdlog::info("worker stopped");
+  return kExitOk;
+}
+
+}  // namespace sweep
