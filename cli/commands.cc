@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
 #include "absl/synchronization/notification.h"
 #include "cli/client.h"
 #include "cli/report.h"
@@ -49,6 +50,29 @@ std::string Describe(const spec::SweepSpec& s, std::optional<int64_t> budget) {
 }
 
 }  // namespace
+
+std::string CheckProgram(const spec::SweepSpec& s) {
+  nlohmann::json params = s.method == spec::Method::kGrid ? spec::GridPoint(s, 0)
+                                                          : spec::SamplePoint(s, 0, 0);
+  absl::StatusOr<std::vector<std::string>> argv = spec::BuildCommand(s, params);
+  if (!argv.ok()) return std::string(argv.status().message());
+  // The program is the first argument that names a file; interpreters such as
+  // /usr/bin/env or python3 come before it.
+  for (const std::string& arg : *argv) {
+    if (arg.starts_with("-") || arg.find('=') != std::string::npos) break;
+    bool has_slash = arg.find('/') != std::string::npos;
+    if (has_slash && !fs::exists(arg)) {
+      return absl::StrCat("'", arg, "' does not exist in ", fs::current_path().string(),
+                          "; trials run from the directory you submit from, so run this "
+                          "command where the program is (or use an absolute path)");
+    }
+    if (arg == s.program && !has_slash && !fs::exists(arg)) {
+      return absl::StrCat("program '", arg, "' does not exist in ",
+                          fs::current_path().string());
+    }
+  }
+  return "";
+}
 
 int SchedulerCommand(const SchedulerCommandOptions& o) {
   sigset_t set;
@@ -92,6 +116,7 @@ int SubmitCommand(const std::string& scheduler, const std::string& file) {
   absl::StatusOr<v1::SubmitSweepResponse> resp = client.Submit(req);
   if (!resp.ok()) return Fail(resp.status());
   for (const std::string& w : resp->warnings()) std::cerr << "warning: " << w << "\n";
+  if (std::string w = CheckProgram(*parsed); !w.empty()) std::cerr << "warning: " << w << "\n";
   std::cerr << "submitted: " << Describe(*parsed, spec::TrialBudget(*parsed)) << "\n";
   std::cout << resp->sweep_id() << "\n";
   return kExitOk;
@@ -246,6 +271,7 @@ int ValidateCommand(const std::string& file) {
   absl::StatusOr<spec::SweepSpec> parsed = spec::LoadSpecFile(file);
   if (!parsed.ok()) return Fail(parsed.status());
   for (const std::string& w : parsed->warnings) std::cerr << "warning: " << w << "\n";
+  if (std::string w = CheckProgram(*parsed); !w.empty()) std::cerr << "warning: " << w << "\n";
   std::cout << file << ": valid; " << Describe(*parsed, spec::TrialBudget(*parsed)) << "\n";
   return kExitOk;
 }

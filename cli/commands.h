@@ -7,6 +7,7 @@
 #include <string>
 
 #include "scheduler/server.h"
+#include "sweeps/spec.h"
 #include "worker/worker.h"
 
 namespace sweep {
@@ -29,6 +30,10 @@ int LogsCommand(const std::string& scheduler, const std::string& trial_id, bool 
 int ExportCommand(const std::string& scheduler, const std::string& sweep_id,
                   const std::string& format, const std::string& output);
 int ValidateCommand(const std::string& file);
+
+// Returns a warning when the first trial's program cannot be found from the current
+// directory (where trials run from), or "" when it can.
+std::string CheckProgram(const spec::SweepSpec& spec);
 
 struct RunCommandOptions {
   std::string file;

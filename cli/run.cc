@@ -40,6 +40,10 @@ int RunCommand(const RunCommandOptions& o) {
     return ExitCodeFor(parsed.status());
   }
   for (const std::string& w : parsed->warnings) std::cerr << "warning: " << w << "\n";
+  if (std::string w = CheckProgram(*parsed); !w.empty()) {
+    std::cerr << "error: " << o.file << ": " << w << "\n";
+    return kExitBadInput;
+  }
 
   // Where trials run: the GPUs of this node when asked for or when it has any.
   std::string gpus = o.gpus;
@@ -159,6 +163,16 @@ int RunCommand(const RunCommandOptions& o) {
     if (ranked.trials_size() > 10) {
       std::cout << "... " << ranked.trials_size() - 10 << " more: sweep trials " << id
                 << " (with the scheduler on " << o.db << ")\n";
+    }
+  }
+  if (trials.ok()) {
+    for (const v1::TrialSummary& t : trials->trials()) {
+      if (t.state() != "failed") continue;
+      std::cout << "\n" << summary.failed() << " trial(s) failed; the first, " << t.id()
+                << ": " << (t.message().empty() ? "no message" : t.message())
+                << "\n(see `sweep logs " << t.id() << "` with a scheduler on " << o.db
+                << ", or " << t.trial_dir() << ")\n";
+      break;
     }
   }
   int64_t finished = summary.completed() + summary.stopped();

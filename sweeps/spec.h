@@ -7,6 +7,11 @@
 //
 //   lr_grid.yaml:12:7: parameters.lr.min: expected a number, got "abc"
 //
+// Lifecycle: ParseSpec / LoadSpecFile build a SweepSpec once, at submit (or
+// when the scheduler reloads a sweep); everything else only reads it. GridPoint
+// and SamplePoint are pure functions of their arguments, so a restarted
+// scheduler regenerates exactly the trials it had.
+//
 // Thread safety: all functions are pure; a SweepSpec is an immutable value.
 #ifndef SWEEP_SWEEPS_SPEC_H_
 #define SWEEP_SWEEPS_SPEC_H_
@@ -29,6 +34,12 @@ struct Position {
 
 enum class Method { kGrid, kRandom, kBayes };
 enum class Goal { kMinimize, kMaximize };
+
+// Returns the spec's spelling of `m` ("grid", "random", "bayes").
+std::string_view MethodName(Method m);
+
+// Returns the spec's spelling of `g` ("minimize", "maximize").
+std::string_view GoalName(Goal g);
 
 // W&B's distribution names; see docs/spec.md for each one's meaning.
 enum class Distribution {
@@ -62,6 +73,10 @@ struct Parameter {
   double min = 0, max = 0;             // uniform families
   double mu = 0, sigma = 1;            // normal families
   double q = 1;                        // q_ families
+  // Draws and grid points are JSON integers: always for kIntUniform; for the
+  // q_ families when q and the bounds (min and max, or mu) are written as
+  // integers (q absent counts as the integer 1).
+  bool integer = false;
   Position position;                   // where the parameter's key is
 
   // Returns the dotted key path ("optimizer.lr").
@@ -105,7 +120,10 @@ struct SweepSpec {
 // Parses and validates a spec from `yaml_text`. `file_name` is used in messages only.
 // Returns InvalidArgument (message as in the file comment) for malformed YAML,
 // unknown keys or methods, wrong types, empty `values`, min > max, a grid over a
-// continuous distribution, and every other violation of docs/spec.md.
+// continuous distribution, and every other violation of docs/spec.md. On success
+// `warnings` lists, in file order, what is accepted but not acted on (bayes runs
+// as random for now, early_terminate, project/entity, a command without an args
+// macro, a spec with neither program nor command).
 absl::StatusOr<SweepSpec> ParseSpec(std::string_view yaml_text,
                                     std::string_view file_name);
 
@@ -116,20 +134,35 @@ absl::StatusOr<SweepSpec> LoadSpecFile(const std::string& path);
 // Returns the number of points in the grid (product over parameters; duplicates
 // are not removed). Returns InvalidArgument when a parameter is not discrete,
 // whatever the spec's method.
+//
+// Counts as W&B does: values: its length, value: 1, int_uniform: max - min + 1,
+// q_uniform: ceil((max - min) / q), as numpy.arange(min, max, q) (max excluded).
+// The error names the parameter's file position; a q_uniform with no point
+// (min == max) and a product beyond int64 are errors too.
 absl::StatusOr<int64_t> GridSize(const SweepSpec& spec);
 
 // Returns how many trials the sweep runs in all: the grid size (capped by run_cap)
 // for grid, run_cap for the other methods, or nullopt when unbounded (random or
-// bayes without run_cap: runs until cancelled).
+// bayes without run_cap: runs until cancelled). A grid whose GridSize fails
+// (only possible for a spec not built by ParseSpec) counts as run_cap.
 std::optional<int64_t> TrialBudget(const SweepSpec& spec);
 
 // Returns grid point `index` (0 <= index < GridSize) as a nested JSON object. The
-// last parameter varies fastest.
+// last parameter varies fastest. A q_uniform point is min + k * q, a JSON
+// integer when `integer`, else rounded to 12 significant digits (0.3, not
+// 0.30000000000000004). Precondition: GridSize(spec) is OK.
 nlohmann::json GridPoint(const SweepSpec& spec, int64_t index);
 
 // Returns a random sample of the search space as a nested JSON object. The result is
 // a pure function of (spec, seed, index): a restarted scheduler draws the same
 // trials again.
+//
+// Parameters are drawn in order from a std::mt19937_64 seeded from (seed,
+// index). int_uniform includes both bounds; continuous draws stay within their
+// range ([min, max]; log_uniform: [e^min, e^max]); q_ draws are
+// round(x / q) * q with numpy's half-to-even rounding (JSON integers when
+// `integer`, else rounded to 12 significant digits), so they can lie up to q/2
+// outside bounds that are not multiples of q.
 nlohmann::json SamplePoint(const SweepSpec& spec, uint64_t seed, int64_t index);
 
 // Returns the argv of a trial: `command` (or the default) with its macros expanded
@@ -137,6 +170,17 @@ nlohmann::json SamplePoint(const SweepSpec& spec, uint64_t seed, int64_t index);
 // ${args_no_boolean_flags}, ${args_json}, ${env}, ${interpreter}, ${program} becomes
 // zero or more items; a macro inside a longer item is substituted in place.
 // Returns InvalidArgument for an unknown macro or an empty result.
+//
+// ${env} is /usr/bin/env; ${interpreter} is python3 when program ends in ".py",
+// else nothing. The args macros hold one item per top-level key of `params` (a
+// nested block is one key whose value is an object), in the spec's parameter
+// order, then any other keys sorted: ${args} `--key=value`, ${args_no_hyphens}
+// `key=value`, ${args_no_boolean_flags} `--key=value` but `--key` for true and
+// nothing for false; ${args_json} is one item, the JSON object. Inside a longer
+// item, the args macros' items are joined by spaces. Values are written as W&B's
+// agent (Python's str()) writes them: strings raw, True, False, None, 3, 0.001,
+// 1e-05, 3.0, and lists and objects as compact JSON. Also InvalidArgument:
+// ${program} when the spec has no program, `params` not a JSON object.
 absl::StatusOr<std::vector<std::string>> BuildCommand(
     const SweepSpec& spec, const nlohmann::json& params);
 

@@ -95,7 +95,7 @@ TEST(EndToEndTest, TwelveTrialsOnTwoWorkersEachRunOnceWithEveryMetricStored) {
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
   EXPECT_EQ(std::count(csv.out.begin(), csv.out.end(), '\n'), 13);
   EXPECT_THAT(csv.out, ::testing::StartsWith("id,state,attempt,worker,gpu,started_at,"
-                                             "ended_at,exit_code,score,best_score,x,y,sleep\n"));
+                                             "ended_at,exit_code,score,best_score,sleep,x,y\n"));
   CommandResult sorted = c.Sweep({"trials", sweep, "--sort", "score", "--json"});
   ASSERT_EQ(sorted.exit_code, 0) << sorted.err;
   EXPECT_EQ(nlohmann::json::parse(sorted.out)[0]["sort_value"], 46);

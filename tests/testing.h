@@ -47,8 +47,8 @@ inline std::string Env(const char* name, const char* fallback = "") {
 }
 
 // The `sweep` binary under test (set by CMake).
-inline std::string SweepBin() { return Env("SWEEP_BIN", "sweep"); }
-inline std::string SourceDir() { return Env("SWEEP_SOURCE_DIR", "."); }
+inline std::string SweepBin() { return Env("SWEEP_BIN", SWEEP_BIN_DEFAULT); }
+inline std::string SourceDir() { return Env("SWEEP_SOURCE_DIR", SWEEP_SOURCE_DIR_DEFAULT); }
 
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
