@@ -89,6 +89,29 @@ TEST_F(CliTest, BadSpecNeverReachesTheDatabase) {
   EXPECT_THAT(unknown.err, HasSubstr("no sweep with id 'deadbeef'"));
 }
 
+TEST_F(CliTest, EveryExampleSpecIsValidAndFindsItsProgramFromTheRepositoryRoot) {
+  int specs = 0;
+  for (const auto& e : std::filesystem::directory_iterator(SourceDir() + "/sweeps")) {
+    if (e.path().extension() != ".yaml") continue;
+    ++specs;
+    SpawnOptions o;
+    o.argv = {SweepBin(), "validate", e.path().string()};
+    o.cwd = SourceDir();  // examples name their programs relative to the root
+    o.stdout_path = dir_ / "validate.out";
+    o.stderr_path = dir_ / "validate.err";
+    auto child = ChildProcess::Spawn(o);
+    ASSERT_TRUE(child.ok());
+    auto st = child->Wait(absl::Seconds(30));
+    ASSERT_TRUE(st);
+    std::string err = ReadFile(dir_ / "validate.err");
+    EXPECT_EQ(st->exit_code, 0) << e.path() << ": " << err;
+    EXPECT_THAT(err, ::testing::Not(HasSubstr("does not exist"))) << e.path();
+    std::filesystem::remove(dir_ / "validate.out");
+    std::filesystem::remove(dir_ / "validate.err");
+  }
+  EXPECT_GE(specs, 2);
+}
+
 TEST_F(CliTest, BadFlagIsBadInput) {
   CommandResult r = RunSweep({"worker", "--cpus", "2", "--gpu", "0"}, dir_);
   EXPECT_EQ(r.exit_code, 2);

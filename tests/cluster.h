@@ -45,11 +45,20 @@ class Cluster {
 
   // Starts `sweep worker --cpus N`; returns its index in workers().
   size_t StartWorker(int cpus, const std::string& work_dir = "runs") {
+    return StartWorkerWith({"--cpus", absl::StrCat(cpus)}, {}, work_dir);
+  }
+
+  // Starts `sweep worker` with `slot_args` (e.g. {"--gpus", "all"}) and extra
+  // environment ("PATH=..."); returns its index in workers().
+  size_t StartWorkerWith(const std::vector<std::string>& slot_args,
+                         const std::vector<std::string>& env,
+                         const std::string& work_dir = "runs") {
     SpawnOptions o;
     size_t n = workers_.size();
-    o.argv = {SweepBin(), "worker", "--scheduler", address_, "--cpus", absl::StrCat(cpus),
-              "--work-dir", dir_ / work_dir, "--kill-grace", "1", "--drain-timeout", "2",
-              "--log-level", "debug"};
+    o.argv = {SweepBin(), "worker", "--scheduler", address_, "--work-dir", dir_ / work_dir,
+              "--kill-grace", "1", "--drain-timeout", "2", "--log-level", "debug"};
+    o.argv.insert(o.argv.end(), slot_args.begin(), slot_args.end());
+    if (!env.empty()) o.env = EnvWith(env);
     o.stdout_path = dir_ / absl::StrCat("worker", n, ".log");
     o.stderr_path = dir_ / absl::StrCat("worker", n, ".log");
     auto child = ChildProcess::Spawn(o);

@@ -61,6 +61,21 @@ inline void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
+// Our environment with `overrides` ("KEY=VALUE") replacing or adding entries.
+inline std::vector<std::string> EnvWith(const std::vector<std::string>& overrides) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    bool replaced = false;
+    for (const std::string& o : overrides) {
+      replaced |= kv.substr(0, kv.find('=') + 1) == o.substr(0, o.find('=') + 1);
+    }
+    if (!replaced) env.push_back(kv);
+  }
+  env.insert(env.end(), overrides.begin(), overrides.end());
+  return env;
+}
+
 struct CommandResult {
   int exit_code = -1;
   std::string out;
@@ -78,10 +93,7 @@ inline CommandResult RunSweep(const std::vector<std::string>& args, const TempDi
   o.stdout_path = dir / absl::StrCat("cmd", n, ".out");
   o.stderr_path = dir / absl::StrCat("cmd", n, ".err");
   o.cwd = dir.path().string();
-  if (!extra_env.empty()) {
-    for (char** e = environ; *e; ++e) o.env.push_back(*e);
-    o.env.insert(o.env.end(), extra_env.begin(), extra_env.end());
-  }
+  if (!extra_env.empty()) o.env = EnvWith(extra_env);
   CommandResult r;
   auto child = ChildProcess::Spawn(o);
   if (!child.ok()) {
