@@ -32,7 +32,7 @@ struct Position {
   int column = 0;  // 1-based; 0 when unknown
 };
 
-enum class Method { kGrid, kRandom, kBayes };
+enum class Method { kGrid, kRandom, kBayes, kSobol };
 enum class Goal { kMinimize, kMaximize };
 
 // Returns the spec's spelling of `m` ("grid", "random", "bayes").
@@ -89,6 +89,23 @@ struct Metric {
   std::optional<double> target;  // stop launching once a trial reaches it
 };
 
+// early_terminate, typed. Rungs are steps of the sweep's metric (the `step` a trial
+// writes with it, normally its epoch).
+struct EarlyTerminate {
+  enum class Type { kNone, kHyperband, kAsha, kMedian };
+  Type type = Type::kNone;
+  // hyperband (W&B's meaning): rungs at min_iter * eta^k, or, with max_iter and s,
+  // at max_iter / eta^k for k = s..1. asha: rungs at min_iter * eta^k up to max_iter
+  // (min_iter is the grace period). median: no decision before step min_iter.
+  int64_t min_iter = 0;  // 0 when not given
+  int64_t max_iter = 0;  // 0 when not given
+  double eta = 3;
+  int64_t s = 0;         // 0 when not given
+  bool strict = false;   // hyperband: also stop at rungs other than the first
+  // median: how many other trials must have reached a step before it is judged.
+  int64_t min_trials = 3;
+};
+
 struct Resources {
   // 0: the trial runs on any slot, GPU or CPU. N >= 1: needs N GPUs, never lands on
   // a CPU slot.
@@ -112,6 +129,13 @@ struct SweepSpec {
   std::optional<uint64_t> seed;       // absent: the scheduler picks one at submit
   Resources resources;
   nlohmann::json early_terminate;     // null when absent; validated shape
+  EarlyTerminate early_stop;          // the same, typed
+  // Budgets beyond run_cap (docs/spec.md): the sweep stops launching trials once
+  // this many failed, once it ran this long (wall clock, seconds), and a trial that
+  // runs longer than `trial_timeout_seconds` is stopped.
+  std::optional<int64_t> max_failed_trials;
+  std::optional<double> max_duration_seconds;
+  std::optional<double> trial_timeout_seconds;
   // Things that are valid but worth telling the user (e.g. a key accepted for W&B
   // compatibility that sweep ignores). Each names file:line:column.
   std::vector<std::string> warnings;
