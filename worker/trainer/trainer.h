@@ -1,0 +1,71 @@
+// sweep-train's run: from parsed parameters to a trained model, with metrics
+// each epoch, a checkpoint each epoch, resume, fine-tuning and device
+// discipline. This is the trainer's public entry point; it includes no LibTorch
+// header, and its implementation is the adapter that turns every LibTorch
+// exception into a status.
+//
+// Order of a run (each step's failure ends it before the next):
+//   1. device: `cuda` that CUDA cannot serve is Unavailable, before anything
+//   else
+//   2. data: loaded once, normalized, copied to the device (NotFound, DataLoss)
+//   3. model: built from the seed; `init_from` weights and `freeze`
+//   (InvalidArgument,
+//      FailedPrecondition on a shape mismatch)
+//   4. resume: from last.pt in the checkpoint directory when there is one
+//   5. epochs: train, validate, checkpoint, report; a non-finite loss is
+//   Aborted
+//   6. test: accuracy on the test set, once
+//
+// Thread-compatible: one run per process (it sets torch's global thread count
+// and random state).
+#ifndef SWEEP_WORKER_TRAINER_TRAINER_H_
+#define SWEEP_WORKER_TRAINER_TRAINER_H_
+
+#include <atomic>
+#include <string>
+
+#include "absl/status/status.h"
+#include "worker/trainer/params.h"
+
+namespace sweep::trainer {
+
+// sweep-train's exit codes (docs/trainer.md).
+inline constexpr int kExitTrained = 0;
+inline constexpr int kExitInternal = 1;
+inline constexpr int kExitBadInput = 2;  // parameters, data files, checkpoints
+inline constexpr int kExitNoCuda =
+    3;  // device cuda asked for, CUDA not available
+inline constexpr int kExitDiverged =
+    4;  // the training loss became NaN or infinite
+inline constexpr int kExitOutOfMemory =
+    5;  // the device (or host) ran out of memory
+inline constexpr int kExitStopped =
+    128 + 15;  // SIGTERM: stopped at a step boundary
+
+struct TrainerEnv {
+  std::string metrics_file;  // SWEEP_METRICS_FILE; empty: JSON lines to stdout
+  std::string
+      checkpoint_dir;  // SWEEP_CHECKPOINT_DIR; empty: no checkpoints, no resume
+  std::string cuda_visible_devices;         // for messages
+  const std::atomic<bool>* stop = nullptr;  // set by the SIGTERM handler
+  bool quiet = false;                       // no progress lines on stdout
+};
+
+// Runs the training described by `params`. Returns OK when every epoch and the
+// test evaluation are done; Unavailable when CUDA was asked for and is not
+// there; InvalidArgument, NotFound, DataLoss or FailedPrecondition for bad
+// input found before training; Aborted when the loss diverged;
+// ResourceExhausted when memory ran out; Cancelled when `env.stop` was set;
+// Internal for anything else LibTorch threw.
+absl::Status RunTrainer(const TrainerParams& params, const TrainerEnv& env);
+
+// One line about the build, for `sweep-train --version`:
+// "sweep-train (LibTorch 1.13.1, built with CUDA: no, CUDA device usable: no)".
+std::string BuildInfo();
+
+// The exit code for a RunTrainer (or ParseParams) status, per the table above.
+int ExitCodeFor(const absl::Status& status);
+
+}  // namespace sweep::trainer
+
+#endif  // SWEEP_WORKER_TRAINER_TRAINER_H_
