@@ -1,0 +1,622 @@
+// Messages from unknown or misbehaving clients (issue 7, "Bad input"): stale or
+// made-up leases, huge batches, NaN and infinite values, invalid UTF-8, bytes
+// that are no protobuf at all, and parameter values full of shell syntax. Each
+// gets a clear status and none takes the scheduler down.
+//
+// Two levels: the core (Scheduler over a real SQLite file, fake clock), where
+// the status code is the contract; and the real gRPC server on a free loopback
+// port, reached through a raw channel (grpc::GenericStub) so that the test can
+// send bytes the generated stubs never would.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <future>
+#include <limits>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/process.h"
+#include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "scheduler/scheduler.h"
+#include "scheduler/server.h"
+#include "worker/metrics_reader.h"
+#include "sweep/v1/sweep.grpc.pb.h"
+#include "sweeps/spec.h"
+#include "tests/testing.h"
+
+namespace sweep {
+namespace {
+
+using ::sweep::testing::Db;
+using ::sweep::testing::TempDir;
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+constexpr char kSpec[] = R"(
+name: hostile
+command: ["/bin/true", "${args}"]
+method: grid
+metric: {name: loss, goal: minimize}
+early_terminate: {type: asha, min_iter: 1, eta: 2}
+parameters:
+  lr:
+    values: [0.1, 0.01, 0.001, 0.0001]
+)";
+
+// ---------------------------------------------------------------- the core
+
+class HostileCoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = Store::Open(dir_ / "sweeps.db");
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    SchedulerOptions o;
+    o.lease_timeout = absl::Seconds(10);
+    o.max_lease_wait = absl::Milliseconds(50);
+    auto core = Scheduler::Create(store_.get(), &clock_, o);
+    ASSERT_TRUE(core.ok()) << core.status();
+    core_ = std::move(*core);
+    v1::SubmitSweepRequest submit;
+    submit.set_spec_yaml(kSpec);
+    submit.set_file_name("hostile.yaml");
+    auto sweep = core_->SubmitSweep(submit);
+    ASSERT_TRUE(sweep.ok()) << sweep.status();
+    sweep_id_ = sweep->sweep_id();
+    v1::RegisterRequest reg;
+    reg.set_host("node1");
+    worker_ = core_->Register(reg)->worker_id();
+    v1::LeaseTrialRequest lease;
+    lease.set_worker_id(worker_);
+    auto leased = core_->LeaseTrial(lease);
+    ASSERT_TRUE(leased.ok() && leased->has_trial()) << leased.status();
+    trial_ = leased->trial();
+  }
+
+  // A one-point report under the test's lease.
+  v1::ReportMetricsRequest Report(int64_t seq, const std::string& name, double value,
+                                  int64_t step = 1, double time = 1.0) {
+    v1::ReportMetricsRequest req;
+    req.set_worker_id(worker_);
+    req.set_trial_id(trial_.trial_id());
+    req.set_epoch(trial_.epoch());
+    req.set_seq(seq);
+    v1::MetricPoint* p = req.add_points();
+    p->set_step(step);
+    p->set_name(name);
+    p->set_value(value);
+    p->set_time(time);
+    return req;
+  }
+
+  int64_t StoredPoints() {
+    return std::stoll(Db(dir_ / "sweeps.db").Value("SELECT COUNT(*) FROM metrics"));
+  }
+
+  // The core still works: a good report under the same lease is stored.
+  void ExpectStillServing(int64_t seq) {
+    const int64_t before = StoredPoints();
+    auto ok = core_->ReportMetrics(Report(seq, "loss", 0.5, 1));
+    ASSERT_TRUE(ok.ok()) << ok.status();
+    EXPECT_FALSE(ok->duplicate());
+    EXPECT_EQ(StoredPoints(), before + 1);
+    v1::GetStatusRequest status;
+    status.set_sweep_id(sweep_id_);
+    EXPECT_TRUE(core_->GetStatus(status).ok());
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Scheduler> core_;
+  std::string sweep_id_;
+  std::string worker_;
+  v1::TrialAssignment trial_;
+};
+
+TEST_F(HostileCoreTest, AReportUnderAWrongEpochWorkerOrTrialIsRefusedAsStale) {
+  v1::ReportMetricsRequest wrong_epoch = Report(1, "loss", 0.5);
+  wrong_epoch.set_epoch(trial_.epoch() + 1);
+  v1::ReportMetricsRequest old_epoch = Report(1, "loss", 0.5);
+  old_epoch.set_epoch(trial_.epoch() - 1);
+  v1::ReportMetricsRequest other_worker = Report(1, "loss", 0.5);
+  other_worker.set_worker_id("intruder/cpu0-ffff");
+  v1::ReportMetricsRequest unknown_trial = Report(1, "loss", 0.5);
+  unknown_trial.set_trial_id("no-such-trial");
+  v1::ReportMetricsRequest empty;  // every field at its default
+  for (const auto* req : {&wrong_epoch, &old_epoch, &other_worker, &unknown_trial, &empty}) {
+    auto r = core_->ReportMetrics(*req);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  }
+  EXPECT_EQ(StoredPoints(), 0);
+  ExpectStillServing(1);
+}
+
+TEST_F(HostileCoreTest, AFinishUnderAWrongLeaseIsRefusedAndTheTrialKeepsRunning) {
+  v1::FinishTrialRequest fin;
+  fin.set_worker_id(worker_);
+  fin.set_trial_id(trial_.trial_id());
+  fin.set_epoch(trial_.epoch() + 7);
+  fin.set_outcome(v1::TRIAL_OUTCOME_COMPLETED);
+  EXPECT_EQ(core_->FinishTrial(fin).status().code(), absl::StatusCode::kFailedPrecondition);
+  fin.set_epoch(trial_.epoch());
+  fin.set_worker_id("intruder/cpu0-ffff");
+  EXPECT_EQ(core_->FinishTrial(fin).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Db(dir_ / "sweeps.db")
+                .Value(absl::StrCat("SELECT state FROM trials WHERE id='", trial_.trial_id(),
+                                    "'")),
+            "running");
+  ExpectStillServing(1);
+}
+
+TEST_F(HostileCoreTest, AHeartbeatForLeasesItDoesNotHoldGetsThemStopped) {
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id(worker_);
+  v1::RunningTrial* stale = hb.add_running();
+  stale->set_trial_id(trial_.trial_id());
+  stale->set_epoch(trial_.epoch() + 1);
+  v1::RunningTrial* made_up = hb.add_running();
+  made_up->set_trial_id("made-up");
+  made_up->set_epoch(-5);
+  auto resp = core_->Heartbeat(hb);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(resp->stop_size(), 2);
+  EXPECT_FALSE(resp->reregister());
+
+  v1::HeartbeatRequest unknown;
+  unknown.set_worker_id("intruder/cpu0-ffff");
+  *unknown.add_running() = *stale;
+  resp = core_->Heartbeat(unknown);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_TRUE(resp->reregister());
+  ExpectStillServing(1);
+}
+
+TEST_F(HostileCoreTest, AnUnknownWorkerAskingForWorkIsToldToRegisterAtOnce) {
+  v1::LeaseTrialRequest req;
+  req.set_worker_id("intruder/cpu0-ffff");
+  req.set_wait_ms(std::numeric_limits<int64_t>::max());
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(core_->LeaseTrial(req).status().code(), absl::StatusCode::kNotFound);
+  // A known worker's absurd wait is capped by max_lease_wait (50 ms here).
+  req.set_worker_id(worker_);
+  auto other = core_->LeaseTrial(req);
+  EXPECT_TRUE(other.ok()) << other.status();
+  req.set_wait_ms(std::numeric_limits<int64_t>::min());
+  EXPECT_TRUE(core_->LeaseTrial(req).ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+TEST_F(HostileCoreTest, AnUnknownOutcomeEndsTheTrialAsFailed) {
+  v1::FinishTrialRequest fin;
+  fin.set_worker_id(worker_);
+  fin.set_trial_id(trial_.trial_id());
+  fin.set_epoch(trial_.epoch());
+  fin.set_outcome(static_cast<v1::TrialOutcome>(12345));
+  fin.set_exit_code(std::numeric_limits<int32_t>::min());
+  fin.set_message(std::string(100000, 'x'));
+  ASSERT_TRUE(core_->FinishTrial(fin).ok());
+  EXPECT_EQ(Db(dir_ / "sweeps.db")
+                .Value(absl::StrCat("SELECT state FROM trials WHERE id='", trial_.trial_id(),
+                                    "'")),
+            "failed");
+}
+
+// NaN cannot be stored (metrics.value is REAL NOT NULL, and SQLite binds NaN as
+// NULL) and carries no comparable result; infinities would rank a trial best or
+// worst forever. The trial contract drops them at the worker; a client that sends
+// them anyway must be told InvalidArgument, with nothing stored, and its lease
+// must go on working (the same seq is not used up).
+TEST_F(HostileCoreTest, NanAndInfiniteMetricValuesAreRefusedAsInvalidArgument) {
+  const std::vector<v1::ReportMetricsRequest> bad = {
+      Report(1, "loss", kNaN),
+      Report(1, "loss", kInf),
+      Report(1, "loss", -kInf),
+      Report(1, "other_metric", kNaN),
+      Report(1, "loss", 0.5, /*step=*/1, /*time=*/kNaN),
+      Report(1, "loss", 0.5, /*step=*/1, /*time=*/kInf),
+  };
+  for (const v1::ReportMetricsRequest& req : bad) {
+    auto r = core_->ReportMetrics(req);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument)
+        << r.status() << " for " << req.ShortDebugString();
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("finite"))
+        << "the message should say what is wrong";
+  }
+  // A batch with one bad point among good ones stores none of them.
+  v1::ReportMetricsRequest mixed = Report(1, "loss", 0.25);
+  v1::MetricPoint* nan = mixed.add_points();
+  nan->set_name("loss");
+  nan->set_step(2);
+  nan->set_value(kNaN);
+  EXPECT_EQ(core_->ReportMetrics(mixed).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StoredPoints(), 0);
+  EXPECT_EQ(Db(dir_ / "sweeps.db")
+                .Value(absl::StrCat("SELECT final_metric FROM trials WHERE id='",
+                                    trial_.trial_id(), "'")),
+            "NULL");
+  ExpectStillServing(1);
+}
+
+// Proto3 string fields are UTF-8 on the wire (the gRPC server refuses anything
+// else, see below); the core must not rely on its caller for that, nor store a
+// point without a name.
+TEST_F(HostileCoreTest, MetricNamesThatAreEmptyOrNotUtf8AreRefusedAsInvalidArgument) {
+  for (const std::string& name : {std::string(""), std::string("lo\xffss"),
+                                  std::string("\xed\xb2\x80"), std::string("a\0b", 3)}) {
+    auto r = core_->ReportMetrics(Report(1, name, 0.5));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument)
+        << r.status() << " for a name of " << name.size() << " bytes";
+  }
+  EXPECT_EQ(StoredPoints(), 0);
+  ExpectStillServing(1);
+}
+
+TEST_F(HostileCoreTest, ExtremeStepsAreStoredWithoutHarm) {
+  v1::ReportMetricsRequest req = Report(1, "loss", 0.5, std::numeric_limits<int64_t>::max());
+  v1::MetricPoint* low = req.add_points();
+  low->set_name("loss");
+  low->set_step(std::numeric_limits<int64_t>::min());
+  low->set_value(0.25);
+  v1::MetricPoint* huge = req.add_points();
+  huge->set_name("loss");
+  huge->set_step(0);
+  huge->set_value(std::numeric_limits<double>::max());
+  auto r = core_->ReportMetrics(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(StoredPoints(), 3);
+  ExpectStillServing(2);
+}
+
+TEST_F(HostileCoreTest, AHugeBatchIsStoredWholeAndOnce) {
+  constexpr int kPoints = 100000;
+  v1::ReportMetricsRequest req;
+  req.set_worker_id(worker_);
+  req.set_trial_id(trial_.trial_id());
+  req.set_epoch(trial_.epoch());
+  req.set_seq(1);
+  for (int i = 0; i < kPoints; ++i) {
+    v1::MetricPoint* p = req.add_points();
+    p->set_step(i);
+    p->set_name(i % 2 ? "loss" : "acc");
+    p->set_value(1.0 / (i + 1));
+    p->set_time(1.0);
+  }
+  auto r = core_->ReportMetrics(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(StoredPoints(), kPoints);
+  auto again = core_->ReportMetrics(req);  // a retry of the same seq
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->duplicate());
+  EXPECT_EQ(StoredPoints(), kPoints);
+  ExpectStillServing(2);
+}
+
+TEST_F(HostileCoreTest, ASpecWhoseEscapesAreNotUtf8IsRefusedWithItsPosition) {
+  for (const std::string& value : {std::string(R"("\udc80")"), std::string(R"("a\0b")")}) {
+    v1::SubmitSweepRequest submit;
+    submit.set_spec_yaml(absl::StrCat("method: grid\nprogram: p\nparameters:\n  a: {values: [",
+                                      value, "]}\n"));
+    submit.set_file_name("evil.yaml");
+    auto r = core_->SubmitSweep(submit);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+    EXPECT_THAT(std::string(r.status().message()), MatchesRegex("evil\\.yaml:4:[0-9]+: .*"));
+  }
+}
+
+// ---------------------------------------------------------------- argv, no shell
+
+// Values that a shell would act on.
+const std::vector<std::string>& EvilValues() {
+  static const auto* values = new std::vector<std::string>{
+      "; touch PWNED #", "$(touch PWNED)", "`touch PWNED`", "a b  c", "--extra=1 --more",
+      "'\"\\", "line1\nline2", "|| touch PWNED", "> PWNED", "*", "${args}", "\t", "",
+      "-", "--", "é中😀"};
+  return *values;
+}
+
+std::string EvilSpec(const std::string& command) {
+  nlohmann::json values = EvilValues();
+  return absl::StrCat("method: grid\nprogram: p\ncommand: ", command,
+                      "\nparameters:\n  evil:\n    values: ", values.dump(), "\n");
+}
+
+TEST(HostileArgvTest, EveryParameterValueIsExactlyOneArgument) {
+  absl::StatusOr<spec::SweepSpec> s =
+      spec::ParseSpec(EvilSpec(R"(["/bin/echo", "${args}", "${args_no_hyphens}", "--json=${args_json}"])"),
+                      "evil.yaml");
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(spec::GridSize(*s).value(), static_cast<int64_t>(EvilValues().size()));
+  for (size_t i = 0; i < EvilValues().size(); ++i) {
+    const nlohmann::json params = spec::GridPoint(*s, static_cast<int64_t>(i));
+    auto argv = spec::BuildCommand(*s, params);
+    ASSERT_TRUE(argv.ok()) << argv.status();
+    const std::string& v = EvilValues()[i];
+    EXPECT_EQ(*argv, (std::vector<std::string>{"/bin/echo", "--evil=" + v, "evil=" + v,
+                                                "--json=" + params.dump()}));
+  }
+}
+
+// The trial really gets those arguments, one each, and no shell runs them.
+TEST(HostileArgvTest, ATrialProcessReceivesTheValuesVerbatimAndNothingRuns) {
+  TempDir dir;
+  const std::string out = dir / "args.bin";
+  // A shell prints its positional parameters NUL-separated; the values arrive as
+  // "$@", which a shell never re-parses.
+  absl::StatusOr<spec::SweepSpec> s = spec::ParseSpec(
+      EvilSpec(R"(["/bin/sh", "-c", 'for a in "$@"; do printf "%s\0" "$a"; done', "sh", "${args}"])"),
+      "evil.yaml");
+  ASSERT_TRUE(s.ok()) << s.status();
+  for (size_t i = 0; i < EvilValues().size(); ++i) {
+    auto argv = spec::BuildCommand(*s, spec::GridPoint(*s, static_cast<int64_t>(i)));
+    ASSERT_TRUE(argv.ok()) << argv.status();
+    unlink(out.c_str());
+    SpawnOptions so;
+    so.argv = *argv;
+    so.cwd = dir.path().string();
+    so.stdout_path = out;
+    auto child = ChildProcess::Spawn(so);
+    ASSERT_TRUE(child.ok()) << child.status();
+    auto exit = child->Wait(absl::Seconds(10));
+    ASSERT_TRUE(exit && exit->ok());
+    EXPECT_EQ(sweep::testing::ReadFile(out), "--evil=" + EvilValues()[i] + std::string(1, '\0'));
+  }
+  struct stat st;
+  EXPECT_NE(stat((dir / "PWNED").c_str(), &st), 0) << "a value ran as a shell command";
+}
+
+// ---------------------------------------------------------------- metrics files
+
+void AppendTo(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::app | std::ios::binary) << bytes;
+}
+
+TEST(HostileMetricsFileTest, BinaryGarbageWithoutNewlinesIsHeldOnlyUpToTheLineLimit) {
+  TempDir dir;
+  const std::string path = dir / "metrics.jsonl";
+  MetricsReader reader(path);
+  std::string garbage(256 << 10, '\0');
+  for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<char>((i * 131 + 7) % 255 + 1);
+  std::replace(garbage.begin(), garbage.end(), '\n', 'x');
+  for (int i = 0; i < 16; ++i) {  // 4 MiB, no newline
+    AppendTo(path, garbage);
+    EXPECT_TRUE(reader.ReadNew(1.0).empty());
+  }
+  EXPECT_EQ(reader.lines_read(), 0);
+  // The line ends: it is one bad line, and reading goes on after it.
+  AppendTo(path, "\n{\"step\": 2, \"loss\": 0.5}\n");
+  std::vector<MetricPointData> points = reader.ReadNew(1.0);
+  ASSERT_EQ(points.size(), 1u);
+  EXPECT_EQ(points[0].name, "loss");
+  EXPECT_EQ(points[0].step, 2);
+  EXPECT_EQ(reader.lines_read(), 2);
+  EXPECT_EQ(reader.bad_lines(), 1);
+  EXPECT_THAT(reader.last_error(), HasSubstr("longer than"));
+}
+
+TEST(HostileMetricsFileTest, StepsThatAreNoInt64MakeTheLineBadNotAWrongStep) {
+  for (const char* step : {"1e300", "-1e300", "3.5", "18446744073709551615", "9.3e18"}) {
+    std::vector<MetricPointData> out;
+    std::string error;
+    EXPECT_FALSE(MetricsReader::ParseLine(absl::StrCat(R"({"step": )", step, R"(, "loss": 1})"),
+                                          0, 1.0, &out, &error))
+        << step;
+    EXPECT_TRUE(out.empty());
+    EXPECT_THAT(error, HasSubstr("step"));
+  }
+  std::vector<MetricPointData> out;
+  ASSERT_TRUE(MetricsReader::ParseLine(R"({"step": 4.0, "loss": 1, "time": "soon"})", 0, 7.0,
+                                       &out));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].step, 4);
+  EXPECT_EQ(out[0].time, 7.0);
+  // Beyond a double: nlohmann-json refuses the line; it is counted as bad.
+  std::string error;
+  EXPECT_FALSE(MetricsReader::ParseLine(R"({"step": 1, "loss": 1e999})", 0, 1.0, &out, &error));
+  EXPECT_THAT(error, HasSubstr("not a JSON object"));
+}
+
+TEST(HostileMetricsFileTest, PythonNanIsDroppedWithoutRenamingKeysThatSpellIt) {
+  std::vector<MetricPointData> out;
+  ASSERT_TRUE(MetricsReader::ParseLine(
+      R"({"NaN_count": 2, "Infinity": 3, "note": "NaN", "loss": NaN, "g": -Infinity})", 0, 1.0,
+      &out));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].name, "Infinity");
+  EXPECT_EQ(out[1].name, "NaN_count");
+}
+
+TEST(HostileMetricsFileTest, NamesThatAreNotUtf8NeverBecomePoints) {
+  std::vector<MetricPointData> out;
+  EXPECT_FALSE(MetricsReader::ParseLine("{\"lo\xffss\": 1}", 0, 1.0, &out));
+  EXPECT_FALSE(MetricsReader::ParseLine(R"({"\udc80": 1})", 0, 1.0, &out));
+  EXPECT_TRUE(out.empty());
+}
+
+// ---------------------------------------------------------------- the real server
+
+class HostileWireTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.db_path = dir_ / "sweeps.db";
+    o.http = "off";
+    auto server = SchedulerServer::Start(o);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    grpc::ChannelArguments args;
+    args.SetMaxSendMessageSize(64 << 20);
+    channel_ = grpc::CreateCustomChannel(server_->address(), grpc::InsecureChannelCredentials(),
+                                         args);
+    stub_ = std::make_unique<grpc::GenericStub>(channel_);
+    workers_ = v1::WorkerService::NewStub(channel_);
+    sweeps_ = v1::SweepService::NewStub(channel_);
+  }
+
+  // Sends `bytes` as the request of `method` ("/sweep.v1.WorkerService/...").
+  grpc::Status Raw(const std::string& method, const std::string& bytes) {
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    std::promise<grpc::Status> done;
+    stub_->UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response,
+                     [&](grpc::Status s) { done.set_value(std::move(s)); });
+    return done.get_future().get();
+  }
+
+  // Submits kSpec, registers a worker and leases a trial, all over gRPC.
+  void LeaseOne() {
+    grpc::ClientContext c1;
+    v1::SubmitSweepRequest submit;
+    submit.set_spec_yaml(kSpec);
+    v1::SubmitSweepResponse submitted;
+    ASSERT_TRUE(sweeps_->SubmitSweep(&c1, submit, &submitted).ok());
+    grpc::ClientContext c2;
+    v1::RegisterRequest reg;
+    reg.set_host("node1");
+    v1::RegisterResponse registered;
+    ASSERT_TRUE(workers_->Register(&c2, reg, &registered).ok());
+    worker_ = registered.worker_id();
+    grpc::ClientContext c3;
+    v1::LeaseTrialRequest lease;
+    lease.set_worker_id(worker_);
+    v1::LeaseTrialResponse leased;
+    ASSERT_TRUE(workers_->LeaseTrial(&c3, lease, &leased).ok());
+    ASSERT_TRUE(leased.has_trial());
+    trial_ = leased.trial();
+  }
+
+  v1::ReportMetricsRequest Report(int64_t seq, const std::string& name, double value) {
+    v1::ReportMetricsRequest req;
+    req.set_worker_id(worker_);
+    req.set_trial_id(trial_.trial_id());
+    req.set_epoch(trial_.epoch());
+    req.set_seq(seq);
+    v1::MetricPoint* p = req.add_points();
+    p->set_step(1);
+    p->set_name(name);
+    p->set_value(value);
+    p->set_time(1.0);
+    return req;
+  }
+
+  // The server still answers, and a good report under the lease is stored.
+  void ExpectAlive(int64_t seq) {
+    grpc::ClientContext ctx;
+    v1::ReportMetricsResponse resp;
+    grpc::Status st = workers_->ReportMetrics(&ctx, Report(seq, "loss", 0.5), &resp);
+    EXPECT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+    grpc::ClientContext ctx2;
+    v1::GetStatusResponse status;
+    EXPECT_TRUE(sweeps_->GetStatus(&ctx2, v1::GetStatusRequest(), &status).ok());
+  }
+
+  int64_t StoredPoints() {
+    return std::stoll(Db(dir_ / "sweeps.db").Value("SELECT COUNT(*) FROM metrics"));
+  }
+
+  static constexpr char kReport[] = "/sweep.v1.WorkerService/ReportMetrics";
+
+  TempDir dir_;
+  std::unique_ptr<SchedulerServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<grpc::GenericStub> stub_;
+  std::unique_ptr<v1::WorkerService::Stub> workers_;
+  std::unique_ptr<v1::SweepService::Stub> sweeps_;
+  std::string worker_;
+  v1::TrialAssignment trial_;
+};
+
+// protobuf refuses to parse a proto3 string field that is not UTF-8, so such a
+// name never reaches the core: the call fails (INTERNAL, from the gRPC library)
+// and nothing is stored.
+TEST_F(HostileWireTest, AMetricNameThatIsNotUtf8IsRefusedBeforeTheCore) {
+  LeaseOne();
+  std::string bytes;
+  ASSERT_TRUE(Report(1, "lo\xffss", 0.5).SerializeToString(&bytes));
+  grpc::Status st = Raw(kReport, bytes);
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INTERNAL) << st.error_message();
+  EXPECT_EQ(StoredPoints(), 0);
+  ExpectAlive(1);
+}
+
+TEST_F(HostileWireTest, BytesThatAreNoProtobufAreRefused) {
+  LeaseOne();
+  for (const std::string& garbage :
+       {std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 11),
+        std::string("\x0a\xff\xff\xff\xff\x0f", 6),  // a length beyond the message
+        std::string(4096, '\x80')}) {
+    grpc::Status st = Raw(kReport, garbage);
+    EXPECT_FALSE(st.ok());
+  }
+  EXPECT_EQ(Raw("/sweep.v1.WorkerService/NoSuchMethod", "").error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(StoredPoints(), 0);
+  ExpectAlive(1);
+}
+
+TEST_F(HostileWireTest, AMessageBeyondTheSizeLimitIsRefusedAsResourceExhausted) {
+  LeaseOne();
+  v1::ReportMetricsRequest big = Report(1, "loss", 0.5);
+  big.mutable_points(0)->set_name(std::string(17 << 20, 'x'));  // 17 MiB > 16 MiB
+  std::string bytes;
+  ASSERT_TRUE(big.SerializeToString(&bytes));
+  grpc::Status st = Raw(kReport, bytes);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_EQ(StoredPoints(), 0);
+  ExpectAlive(1);
+}
+
+TEST_F(HostileWireTest, NanOverTheWireIsInvalidArgumentAndTheServerStaysUp) {
+  LeaseOne();
+  grpc::ClientContext ctx;
+  v1::ReportMetricsResponse resp;
+  grpc::Status st = workers_->ReportMetrics(&ctx, Report(1, "loss", kNaN), &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_EQ(StoredPoints(), 0);
+  ExpectAlive(1);
+}
+
+TEST_F(HostileWireTest, ManyStaleReportsInParallelAreAllRefusedAndHarmless) {
+  LeaseOne();
+  std::vector<std::thread> threads;
+  std::atomic<int> refused = 0;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        v1::ReportMetricsRequest req = Report(1, "loss", 0.5);
+        req.set_epoch(trial_.epoch() + 1 + t);
+        grpc::ClientContext ctx;
+        v1::ReportMetricsResponse resp;
+        if (workers_->ReportMetrics(&ctx, req, &resp).error_code() ==
+            grpc::StatusCode::FAILED_PRECONDITION) {
+          ++refused;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(refused.load(), 8 * 25);
+  EXPECT_EQ(StoredPoints(), 0);
+  ExpectAlive(1);
+}
+
+}  // namespace
+}  // namespace sweep
