@@ -11,22 +11,29 @@ namespace {
 
 constexpr absl::Duration kTimeout = absl::Seconds(30);
 
-std::unique_ptr<grpc::ClientContext> Context() {
+}  // namespace
+
+std::unique_ptr<grpc::ClientContext> SweepClient::Context() const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + kTimeout));
+  Authorize(ctx.get(), security_);
   return ctx;
 }
-
-}  // namespace
 
 std::string DefaultSchedulerAddress() {
   const char* env = std::getenv("SWEEP_SCHEDULER");
   return env && *env ? env : "127.0.0.1:50051";
 }
 
-SweepClient::SweepClient(std::string address) : address_(std::move(address)) {
-  stub_ = v1::SweepService::NewStub(
-      grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+SweepClient::SweepClient(std::string address, RpcSecurity security)
+    : address_(std::move(address)), security_(std::move(security)) {
+  stub_ = v1::SweepService::NewStub(MakeChannel(address_, security_));
+}
+
+absl::StatusOr<SweepClient> SweepClient::Connect(const ClientOptions& o) {
+  absl::StatusOr<RpcSecurity> sec = LoadRpcSecurity(o.token_file, o.tls_ca);
+  if (!sec.ok()) return sec.status();
+  return SweepClient(o.address, *std::move(sec));
 }
 
 absl::Status SweepClient::Convert(const grpc::Status& st) const {

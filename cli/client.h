@@ -2,7 +2,8 @@
 //
 // Every call returns the scheduler's error as an absl::Status (InvalidArgument,
 // NotFound, ... as the core chose them); a scheduler that cannot be reached is
-// Unavailable with a message that names the address and says what to do.
+// Unavailable with a message that names the address and says what to do, and a
+// missing or wrong token is Unauthenticated.
 // Thread-compatible.
 #ifndef SWEEP_CLI_CLIENT_H_
 #define SWEEP_CLI_CLIENT_H_
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/rpc.h"
 #include "sweep/v1/sweep.grpc.pb.h"
 
 namespace sweep {
@@ -18,9 +20,19 @@ namespace sweep {
 // Returns --scheduler's default: $SWEEP_SCHEDULER, else 127.0.0.1:50051.
 std::string DefaultSchedulerAddress();
 
+// Where and how to reach the scheduler (flags shared by every client command).
+struct ClientOptions {
+  std::string address = DefaultSchedulerAddress();
+  std::string token_file;  // --token-file, default $SWEEP_TOKEN_FILE
+  std::string tls_ca;      // --tls-ca, default $SWEEP_TLS_CA
+};
+
 class SweepClient {
  public:
-  explicit SweepClient(std::string address);
+  SweepClient(std::string address, RpcSecurity security);
+  // Reads the token and CA files of `o`. NotFound or InvalidArgument for an
+  // unreadable or empty file.
+  static absl::StatusOr<SweepClient> Connect(const ClientOptions& o);
 
   absl::StatusOr<v1::SubmitSweepResponse> Submit(const v1::SubmitSweepRequest& req);
   absl::StatusOr<v1::GetStatusResponse> Status(const std::string& sweep_id);
@@ -33,7 +45,10 @@ class SweepClient {
  private:
   absl::Status Convert(const grpc::Status& st) const;
 
+  std::unique_ptr<grpc::ClientContext> Context() const;
+
   std::string address_;
+  RpcSecurity security_;
   std::unique_ptr<v1::SweepService::Stub> stub_;
 };
 

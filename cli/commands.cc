@@ -81,10 +81,7 @@ int SchedulerCommand(const SchedulerCommandOptions& o) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   absl::StatusOr<std::unique_ptr<SchedulerServer>> server = SchedulerServer::Start(o.server);
-  if (!server.ok()) {
-    std::cerr << "error: " << server.status().message() << "\n";
-    return kExitFailure;
-  }
+  if (!server.ok()) return Fail(server.status());
   if (!o.port_file.empty()) {
     std::string tmp = o.port_file + ".tmp";
     std::ofstream(tmp) << (*server)->address() << "\n";
@@ -102,7 +99,7 @@ int WorkerCommand(const WorkerOptions& o) {
   return RunWorker(o, discovery.get());
 }
 
-int SubmitCommand(const std::string& scheduler, const std::string& file) {
+int SubmitCommand(const ClientOptions& scheduler, const std::string& file) {
   // Validate here first: a bad file never reaches the scheduler.
   absl::StatusOr<spec::SweepSpec> parsed = spec::LoadSpecFile(file);
   if (!parsed.ok()) return Fail(parsed.status());
@@ -112,8 +109,9 @@ int SubmitCommand(const std::string& scheduler, const std::string& file) {
   req.set_spec_yaml(text);
   req.set_file_name(file);
   req.set_working_dir(fs::current_path().string());
-  SweepClient client(scheduler);
-  absl::StatusOr<v1::SubmitSweepResponse> resp = client.Submit(req);
+  absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::SubmitSweepResponse> resp = client->Submit(req);
   if (!resp.ok()) return Fail(resp.status());
   for (const std::string& w : resp->warnings()) std::cerr << "warning: " << w << "\n";
   if (std::string w = CheckProgram(*parsed); !w.empty()) std::cerr << "warning: " << w << "\n";
@@ -122,9 +120,10 @@ int SubmitCommand(const std::string& scheduler, const std::string& file) {
   return kExitOk;
 }
 
-int StatusCommand(const std::string& scheduler, const std::string& sweep_id, bool json) {
-  SweepClient client(scheduler);
-  absl::StatusOr<v1::GetStatusResponse> resp = client.Status(sweep_id);
+int StatusCommand(const ClientOptions& scheduler, const std::string& sweep_id, bool json) {
+  absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::GetStatusResponse> resp = client->Status(sweep_id);
   if (!resp.ok()) return Fail(resp.status());
   if (json) {
     nlohmann::json j = {{"sweeps", nlohmann::json::array()},
@@ -138,10 +137,11 @@ int StatusCommand(const std::string& scheduler, const std::string& sweep_id, boo
   return kExitOk;
 }
 
-int TrialsCommand(const std::string& scheduler, const std::string& sweep_id,
+int TrialsCommand(const ClientOptions& scheduler, const std::string& sweep_id,
                   const std::string& sort_metric, bool reverse, bool json) {
-  SweepClient client(scheduler);
-  absl::StatusOr<v1::ListTrialsResponse> resp = client.Trials(sweep_id, sort_metric);
+  absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::ListTrialsResponse> resp = client->Trials(sweep_id, sort_metric);
   if (!resp.ok()) return Fail(resp.status());
   if (!sort_metric.empty()) {
     // Best first by the sweep's goal when sorting by its metric, else ascending.
@@ -168,28 +168,32 @@ int TrialsCommand(const std::string& scheduler, const std::string& sweep_id,
   return kExitOk;
 }
 
-int BestCommand(const std::string& scheduler, const std::string& sweep_id, bool json) {
-  SweepClient client(scheduler);
-  absl::StatusOr<v1::ListTrialsResponse> resp = client.Trials(sweep_id);
-  if (!resp.ok()) return Fail(resp.status());
-  if (resp->sweep().metric_name().empty()) {
+int BestCommand(const ClientOptions& scheduler, const std::string& sweep_id, bool json) {
+  absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
+  if (!client.ok()) return Fail(client.status());
+  // The scheduler ranks (with an index); fetch only the winner, whatever the size.
+  absl::StatusOr<v1::GetStatusResponse> status = client->Status(sweep_id);
+  if (!status.ok()) return Fail(status.status());
+  const v1::SweepSummary& sweep = status->sweeps(0);
+  if (sweep.metric_name().empty()) {
     return Fail(absl::FailedPreconditionError(absl::StrCat(
         "sweep ", sweep_id, " has no metric, so no trial is best; see `sweep trials ",
         sweep_id, "`")));
   }
-  std::vector<v1::TrialSummary> ranked = RankTrials(*resp);
-  if (ranked.empty() || !ranked.front().has_final()) {
+  if (!sweep.has_best()) {
     return Fail(absl::NotFoundError(absl::StrCat("no trial of sweep ", sweep_id,
-                                                 " has reported ",
-                                                 resp->sweep().metric_name(), " yet")));
+                                                 " has reported ", sweep.metric_name(),
+                                                 " yet")));
   }
-  const v1::TrialSummary& best = ranked.front();
+  absl::StatusOr<v1::GetTrialResponse> trial = client->Trial(sweep.best_trial());
+  if (!trial.ok()) return Fail(trial.status());
+  const v1::TrialSummary& best = trial->trial();
   if (json) {
     PrintJson(ToJson(best));
     return kExitOk;
   }
   std::cout << "best trial " << best.id() << " (" << best.state() << "): "
-            << resp->sweep().metric_name() << " = " << FormatValue(best.final_value())
+            << sweep.metric_name() << " = " << FormatValue(best.final_value())
             << "\n";
   nlohmann::json flat = FlattenParams(nlohmann::json::parse(best.params_json()));
   std::vector<std::vector<std::string>> rows;
@@ -200,9 +204,10 @@ int BestCommand(const std::string& scheduler, const std::string& sweep_id, bool 
   return kExitOk;
 }
 
-int CancelCommand(const std::string& scheduler, const std::string& sweep_id) {
-  SweepClient client(scheduler);
-  absl::StatusOr<v1::CancelSweepResponse> resp = client.Cancel(sweep_id);
+int CancelCommand(const ClientOptions& scheduler, const std::string& sweep_id) {
+  absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::CancelSweepResponse> resp = client->Cancel(sweep_id);
   if (!resp.ok()) return Fail(resp.status());
   std::cout << "cancelled sweep " << sweep_id << ": " << resp->cancelled_queued()
             << " queued trials dropped, " << resp->stopping_running()
@@ -210,10 +215,11 @@ int CancelCommand(const std::string& scheduler, const std::string& sweep_id) {
   return kExitOk;
 }
 
-int LogsCommand(const std::string& scheduler, const std::string& trial_id,
+int LogsCommand(const ClientOptions& scheduler, const std::string& trial_id,
                 bool stderr_only) {
-  SweepClient client(scheduler);
-  absl::StatusOr<v1::GetTrialResponse> resp = client.Trial(trial_id);
+  absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::GetTrialResponse> resp = client->Trial(trial_id);
   if (!resp.ok()) return Fail(resp.status());
   const std::string& dir = resp->trial().trial_dir();
   auto show = [&](const char* name, const std::string& stored_tail) {
@@ -237,14 +243,15 @@ int LogsCommand(const std::string& scheduler, const std::string& trial_id,
   return kExitOk;
 }
 
-int ExportCommand(const std::string& scheduler, const std::string& sweep_id,
+int ExportCommand(const ClientOptions& scheduler, const std::string& sweep_id,
                   const std::string& format, const std::string& output) {
   if (format != "csv" && format != "json") {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("--format: expected csv or json, got '", format, "'")));
   }
-  SweepClient client(scheduler);
-  absl::StatusOr<v1::ListTrialsResponse> resp = client.Trials(sweep_id);
+  absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
+  if (!client.ok()) return Fail(client.status());
+  absl::StatusOr<v1::ListTrialsResponse> resp = client->Trials(sweep_id);
   if (!resp.ok()) return Fail(resp.status());
   std::string text;
   if (format == "csv") {

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "cli/client.h"
 #include "scheduler/server.h"
 #include "sweeps/spec.h"
 #include "worker/worker.h"
@@ -20,14 +21,14 @@ int SchedulerCommand(const SchedulerCommandOptions& o);
 
 int WorkerCommand(const WorkerOptions& o);
 
-int SubmitCommand(const std::string& scheduler, const std::string& file);
-int StatusCommand(const std::string& scheduler, const std::string& sweep_id, bool json);
-int TrialsCommand(const std::string& scheduler, const std::string& sweep_id,
+int SubmitCommand(const ClientOptions& scheduler, const std::string& file);
+int StatusCommand(const ClientOptions& scheduler, const std::string& sweep_id, bool json);
+int TrialsCommand(const ClientOptions& scheduler, const std::string& sweep_id,
                   const std::string& sort_metric, bool reverse, bool json);
-int BestCommand(const std::string& scheduler, const std::string& sweep_id, bool json);
-int CancelCommand(const std::string& scheduler, const std::string& sweep_id);
-int LogsCommand(const std::string& scheduler, const std::string& trial_id, bool stderr_only);
-int ExportCommand(const std::string& scheduler, const std::string& sweep_id,
+int BestCommand(const ClientOptions& scheduler, const std::string& sweep_id, bool json);
+int CancelCommand(const ClientOptions& scheduler, const std::string& sweep_id);
+int LogsCommand(const ClientOptions& scheduler, const std::string& trial_id, bool stderr_only);
+int ExportCommand(const ClientOptions& scheduler, const std::string& sweep_id,
                   const std::string& format, const std::string& output);
 int ValidateCommand(const std::string& file);
 
@@ -42,6 +43,7 @@ struct RunCommandOptions {
   std::string db = "sweeps.db";
   std::string work_dir = "sweep-runs";
   std::string log_level = "warn";
+  std::string http = "127.0.0.1:8080";  // the dashboard's address, or "off"
 };
 int RunCommand(const RunCommandOptions& o);
 

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "absl/synchronization/mutex.h"
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "common/logging.h"
@@ -16,14 +17,23 @@ absl::Duration Seconds(double s) { return absl::Milliseconds(static_cast<int64_t
 
 int main(int argc, char** argv) {
   using namespace sweep;
+  // Debian's abseil tracks lock order on every mutex operation; not needed here.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"sweep: hyperparameter sweeps on every GPU you have"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sweep 0.1.0");
-  std::string scheduler = DefaultSchedulerAddress();
+  ClientOptions scheduler;
+  if (const char* f = getenv("SWEEP_TOKEN_FILE")) scheduler.token_file = f;
+  if (const char* f = getenv("SWEEP_TLS_CA")) scheduler.tls_ca = f;
   std::string log_level = "info";
   auto add_scheduler = [&](CLI::App* c) {
-    c->add_option("--scheduler", scheduler,
+    c->add_option("--scheduler", scheduler.address,
                   "scheduler address (default $SWEEP_SCHEDULER, else 127.0.0.1:50051)");
+    c->add_option("--token-file", scheduler.token_file,
+                  "file holding the scheduler's token (default $SWEEP_TOKEN_FILE)");
+    c->add_option("--tls-ca", scheduler.tls_ca,
+                  "CA certificate (PEM) of the scheduler's TLS certificate "
+                  "(default $SWEEP_TLS_CA); without it the connection is plaintext");
   };
 
   // Daemons.
@@ -38,7 +48,19 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   sched->add_option("--heartbeat-interval", heartbeat, "seconds between worker heartbeats")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  sched->add_option("--http", so.server.http,
+                    "dashboard address HOST:PORT (port 0: any free port), or off; off "
+                    "loopback it needs the token it prints (or $SWEEP_DASHBOARD_TOKEN)")
+      ->capture_default_str();
   sched->add_option("--port-file", so.port_file, "write the bound address to this file");
+  std::string token_file, tls_cert_file, tls_key_file;
+  sched->add_option("--token-file", token_file,
+                    "require this shared token (first line of the file) on every call; "
+                    "needed to listen beyond loopback");
+  sched->add_flag("--insecure", so.server.insecure,
+                  "allow listening beyond loopback without a token");
+  sched->add_option("--tls-cert", tls_cert_file, "serve gRPC over TLS with this certificate (PEM)");
+  sched->add_option("--tls-key", tls_key_file, "the TLS certificate's private key (PEM)");
   sched->add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
 
@@ -104,6 +126,9 @@ int main(int argc, char** argv) {
   run->add_option("--cpus", ro.cpus, "CPU slots (default: one per core, when no GPU)")
       ->excludes(run_gpus)->check(CLI::PositiveNumber);
   run->add_option("--db", ro.db, "SQLite database file")->capture_default_str();
+  run->add_option("--http", ro.http,
+                  "dashboard address HOST:PORT, or off (a busy port falls back to a free one)")
+      ->capture_default_str();
   run->add_option("--work-dir", ro.work_dir, "where trial directories go")
       ->capture_default_str();
 
@@ -118,11 +143,26 @@ int main(int argc, char** argv) {
     InitLogging("scheduler", log_level);
     so.server.scheduler.lease_timeout = Seconds(lease_timeout);
     so.server.scheduler.heartbeat_interval = Seconds(heartbeat);
+    for (auto [path, out, what] :
+         {std::tuple{&token_file, &so.server.token, "--token-file"},
+          std::tuple{&tls_cert_file, &so.server.tls_cert, "--tls-cert"},
+          std::tuple{&tls_key_file, &so.server.tls_key, "--tls-key"}}) {
+      if (path->empty()) continue;
+      absl::StatusOr<std::string> text = ReadSecretFile(*path, what);
+      if (!text.ok()) {
+        std::cerr << "error: " << text.status().message() << "\n";
+        return kExitBadInput;
+      }
+      *out = *text + (out == &so.server.token ? "" : "\n");
+    }
+    if (const char* token = getenv("SWEEP_DASHBOARD_TOKEN")) so.server.http_token = token;
     return SchedulerCommand(so);
   }
   if (*worker) {
     InitLogging("worker", log_level);
-    wo.scheduler = scheduler;
+    wo.scheduler = scheduler.address;
+    wo.token_file = scheduler.token_file;
+    wo.tls_ca = scheduler.tls_ca;
     wo.drain_timeout = Seconds(drain);
     wo.kill_grace = Seconds(grace);
     wo.log_level = log_level;

@@ -89,6 +89,13 @@ std::string FormatProgress(const v1::SweepSummary& s, double now) {
   }
   double end = s.finished_at() > 0 ? s.finished_at() : now;
   absl::StrAppend(&line, " | ", FormatDuration(end - s.created_at()));
+  if (s.has_estimate()) {
+    absl::StrAppend(&line, " | ETA ", FormatDuration(s.eta_seconds()));
+    if (s.has_cost()) {
+      absl::StrAppend(&line, ", ", absl::StrFormat("%.2f", s.cost_total()), " ",
+                      s.currency());
+    }
+  }
   return line;
 }
 
@@ -108,6 +115,29 @@ std::string FormatStatus(const v1::GetStatusResponse& status, double now) {
                     absl::StrCat(s.failed()), best, FormatDuration(end - s.created_at())});
   }
   std::string out = status.sweeps().empty() ? "no sweeps yet\n" : FormatTable(rows);
+  for (const v1::SweepSummary& s : status.sweeps()) {
+    if (!s.waiting().empty()) {
+      absl::StrAppend(&out, s.id(), ": queued trials wait: ", s.waiting(), "\n");
+    }
+    if (s.has_estimate()) {
+      absl::StrAppend(&out, s.id(), ": about ", FormatDuration(s.eta_seconds()), " left (",
+                      FormatDuration(s.eta_low_seconds()), " to ",
+                      FormatDuration(s.eta_high_seconds()), ")");
+      if (s.gpu_hours_total() > 0) {
+        absl::StrAppend(&out, absl::StrFormat(", %.2f of %.2f GPU-hours", s.gpu_hours_so_far(),
+                                              s.gpu_hours_total()));
+      }
+      if (s.has_cost()) {
+        absl::StrAppend(&out, absl::StrFormat(", %.2f %s in all", s.cost_total(), s.currency()));
+      }
+      absl::StrAppend(&out, "; from ", s.estimate_basis(), "\n");
+    } else if (s.state() == "running" && !s.estimate_basis().empty()) {
+      absl::StrAppend(&out, s.id(), ": ", s.estimate_basis(), "\n");
+    }
+    if (!s.launch_stopped().empty() && s.state() == "running") {
+      absl::StrAppend(&out, s.id(), ": launching no new trials: ", s.launch_stopped(), "\n");
+    }
+  }
   if (status.sweeps_size() == 1 && !status.sweeps(0).end_reason().empty()) {
     absl::StrAppend(&out, "ended: ", status.sweeps(0).end_reason(), "\n");
   }
@@ -199,7 +229,21 @@ nlohmann::json ToJson(const v1::SweepSummary& s) {
                       {"created_at", s.created_at()},
                       {"finished_at", s.finished_at() > 0 ? nlohmann::json(s.finished_at())
                                                           : nullptr},
-                      {"end_reason", s.end_reason()}};
+                      {"end_reason", s.end_reason()},
+                      {"waiting", s.waiting()},
+                      {"launch_stopped", s.launch_stopped()}};
+  j["estimate"] =
+      s.has_estimate()
+          ? nlohmann::json{{"seconds_left", s.eta_seconds()},
+                           {"seconds_left_low", s.eta_low_seconds()},
+                           {"seconds_left_high", s.eta_high_seconds()},
+                           {"basis", s.estimate_basis()},
+                           {"gpu_hours_so_far", s.gpu_hours_so_far()},
+                           {"gpu_hours_total", s.gpu_hours_total()},
+                           {"cost_total", s.has_cost() ? nlohmann::json(s.cost_total())
+                                                       : nlohmann::json(nullptr)},
+                           {"currency", s.currency()}}
+          : nlohmann::json(nullptr);
   j["best"] = s.has_best() ? nlohmann::json{{"trial", s.best_trial()},
                                             {"value", s.best_value()}}
                            : nlohmann::json(nullptr);

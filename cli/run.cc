@@ -70,6 +70,8 @@ int RunCommand(const RunCommandOptions& o) {
   ServerOptions so;
   so.listen = "127.0.0.1:0";
   so.db_path = o.db;
+  so.http = o.http;
+  so.http_fallback = true;
   absl::StatusOr<std::unique_ptr<SchedulerServer>> server = SchedulerServer::Start(so);
   if (!server.ok()) {
     std::cerr << "error: " << server.status().message() << "\n";
@@ -98,7 +100,7 @@ int RunCommand(const RunCommandOptions& o) {
                                 std::istreambuf_iterator<char>()));
   req.set_file_name(o.file);
   req.set_working_dir(fs::current_path().string());
-  SweepClient client(address);
+  SweepClient client(address, RpcSecurity{});
   absl::StatusOr<v1::SubmitSweepResponse> submitted = client.Submit(req);
   if (!submitted.ok()) {
     std::cerr << "error: " << submitted.status().message() << "\n";
@@ -110,6 +112,9 @@ int RunCommand(const RunCommandOptions& o) {
                              : absl::StrCat("GPUs ", gpus))
             << "; results in " << o.db << ", trial files in " << o.work_dir << "/" << id
             << "\n";
+  if (const Dashboard* d = (*server)->dashboard()) {
+    std::cerr << "dashboard: " << d->url() << "\n";
+  }
 
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;

@@ -14,8 +14,9 @@ inline constexpr int kExitFailure = 1;
 inline constexpr int kExitBadInput = 2;
 
 // Returns the CLI exit code for `status`: 0 for OK, 2 for errors the user fixes
-// by changing their input (InvalidArgument, NotFound, OutOfRange, AlreadyExists,
-// FailedPrecondition), 1 otherwise (Unavailable, Internal, ...).
+// by changing their input or flags (InvalidArgument, NotFound, OutOfRange,
+// AlreadyExists, FailedPrecondition, Unauthenticated, PermissionDenied), 1
+// otherwise (Unavailable, Internal, ...).
 int ExitCodeFor(const absl::Status& status);
 
 }  // namespace sweep

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -11,11 +12,68 @@
 #include "common/status_util.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
+#include "sweeps/sampler.h"
 
 namespace sweep {
 namespace {
 
 bool Better(double a, double b, bool maximize) { return maximize ? a > b : a < b; }
+
+// Whether `s` is valid UTF-8 (no overlong forms, surrogates or code points
+// beyond U+10FFFF) without NUL characters.
+bool IsCleanUtf8(const std::string& s) {
+  const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = b[i];
+    if (c == 0) return false;
+    if (c < 0x80) { ++i; continue; }
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (i + len > n || b[i + 1] < lo || b[i + 1] > hi) return false;
+    for (size_t k = 2; k < len; ++k) {
+      if (b[i + k] < 0x80 || b[i + k] > 0xBF) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+// Every point of a report must be storable and comparable: a name that is
+// non-empty UTF-8, a finite value and time (metrics.value and .time are REAL
+// NOT NULL, and SQLite binds NaN as NULL). InvalidArgument names the first
+// point that is not; the batch is then refused whole.
+absl::Status CheckPoints(const v1::ReportMetricsRequest& req) {
+  for (int i = 0; i < req.points_size(); ++i) {
+    const v1::MetricPoint& p = req.points(i);
+    if (p.name().empty() || !IsCleanUtf8(p.name())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "metric point ", i, " at step ", p.step(),
+          " has an empty name or one that is not UTF-8; nothing of this report was stored"));
+    }
+    if (!std::isfinite(p.value()) || !std::isfinite(p.time())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "metric point ", i, " (", p.name(), " at step ", p.step(),
+          ") has a value or time that is not finite (value ", p.value(), ", time ",
+          p.time(), "); drop NaN and infinite values before reporting; nothing of this "
+          "report was stored"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -84,6 +142,7 @@ absl::Status Scheduler::Rebuild() {
     SweepState& s = sweeps_[row.id];
     s.row = row;
     s.spec = std::move(*parsed);
+    SWEEP_RETURN_IF_ERROR(LoadHistory(s));
     if (row.state == "running") sweep_order_.push_back(row.id);
     for (TrialRow& t : trials_by_sweep[row.id]) {
       ActiveTrial& a = active_[t.id];
@@ -111,6 +170,37 @@ absl::Status Scheduler::Rebuild() {
   for (auto& [id, s] : sweeps_) MaybeFinishSweep(s);
   spdlog::info("state rebuilt: {} running sweeps, {} active trials, {} workers",
                sweep_order_.size(), active_.size(), workers_.size());
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::LoadHistory(SweepState& s) {
+  const spec::SweepSpec& sp = s.spec;
+  bool maximize = sp.metric && sp.metric->goal == spec::Goal::kMaximize;
+  if (sp.early_stop.type != spec::EarlyTerminate::Type::kNone && sp.metric) {
+    s.stopper = std::make_unique<EarlyStopper>(sp.early_stop, maximize);
+    // Replaying the stored reports in order rebuilds the same rungs; decisions
+    // already acted on come out the same, and new ones are taken when the trials
+    // report again.
+    SWEEP_ASSIGN_OR_RETURN(auto series, store_->LoadMetricSeries(s.row.id, sp.metric->name));
+    for (const Store::SeriesPoint& p : series) s.stopper->Report(p.trial_id, p.step, p.value);
+  }
+  SWEEP_ASSIGN_OR_RETURN(std::vector<TrialRow> trials, store_->LoadTrials(s.row.id));
+  std::sort(trials.begin(), trials.end(),
+            [](const TrialRow& a, const TrialRow& b) {
+              return std::tie(a.ended_at, a.index) < std::tie(b.ended_at, b.index);
+            });
+  for (const TrialRow& t : trials) {
+    std::optional<TrialState> st = ParseTrialState(t.state);
+    if (!st || !IsTerminal(*st)) continue;
+    if (*st == TrialState::kFailed) ++s.failed;
+    if (t.started_at > 0 && t.ended_at > 0) {
+      s.durations.Add(t.ended_at - t.started_at, TrialGpus(s, t));
+    }
+    if (*st == TrialState::kCancelled) continue;
+    s.history.push_back(spec::Observation{
+        .params = nlohmann::json::parse(t.params_json, nullptr, false),
+        .value = *st == TrialState::kFailed ? std::nullopt : t.final_metric});
+  }
   return absl::OkStatus();
 }
 
@@ -212,12 +302,11 @@ absl::StatusOr<std::optional<v1::TrialAssignment>> Scheduler::TryLease(WorkerSta
     ActiveTrial* t = nullptr;
     if (!s.queued.empty()) {
       t = &active_.at(s.queued.front());
-    } else if (s.row.budget < 0 || s.row.next_index < s.row.budget) {
+    } else if (s.launch_stopped.empty() &&
+               (s.row.budget < 0 || s.row.next_index < s.row.budget)) {
       // Create the next trial of the search.
       int64_t index = s.row.next_index;
-      nlohmann::json params = s.spec.method == spec::Method::kGrid
-                                  ? spec::GridPoint(s.spec, index)
-                                  : spec::SamplePoint(s.spec, s.row.seed, index);
+      nlohmann::json params = NextParams(s, index);
       TrialRow row;
       row.id = TrialId(sweep_id, index);
       row.sweep_id = sweep_id;
@@ -294,6 +383,19 @@ absl::StatusOr<std::optional<v1::TrialAssignment>> Scheduler::TryLease(WorkerSta
   return std::optional<v1::TrialAssignment>();
 }
 
+nlohmann::json Scheduler::NextParams(const SweepState& s, int64_t index) {
+  if (s.spec.method == spec::Method::kGrid) return spec::GridPoint(s.spec, index);
+  std::vector<nlohmann::json> running;
+  if (s.spec.method == spec::Method::kBayes) {
+    for (const auto& [id, t] : active_) {
+      if (t.row.sweep_id == s.row.id && t.row.state == "running") {
+        running.push_back(nlohmann::json::parse(t.row.params_json, nullptr, false));
+      }
+    }
+  }
+  return spec::Suggest(s.spec, s.row.seed, index, s.history, running);
+}
+
 absl::Status Scheduler::MoveTrial(ActiveTrial& t, TrialState to) {
   std::optional<TrialState> from = ParseTrialState(t.row.state);
   if (!from) return absl::InternalError(absl::StrCat("bad state ", t.row.state));
@@ -307,6 +409,15 @@ absl::Status Scheduler::MoveTrial(ActiveTrial& t, TrialState to) {
   if (*from == TrialState::kRunning) --s.running;
   if (to == TrialState::kRunning) ++s.running;
   if (IsTerminal(to)) {
+    if (t.row.started_at > 0) s.durations.Add(t.row.ended_at - t.row.started_at, TrialGpus(s, t.row));
+    if (to != TrialState::kCancelled) {
+      s.history.push_back(spec::Observation{
+          .params = nlohmann::json::parse(t.row.params_json, nullptr, false),
+          .value = to == TrialState::kFailed ? std::nullopt : t.row.final_metric});
+    }
+    if (to == TrialState::kFailed && ++s.failed >= s.spec.max_failed_trials.value_or(INT64_MAX)) {
+      StopLaunching(s, absl::StrCat("max_failed_trials (", s.failed, ") reached"));
+    }
     std::string id = t.row.id;
     std::erase(s.queued, id);
     active_.erase(id);  // `t` is gone from here on
@@ -322,6 +433,7 @@ absl::Status Scheduler::LoseLease(ActiveTrial& t, const std::string& why,
   SweepState& s = sweeps_.at(sweep_id);
   t.row.message = why;
   if (t.stop_requested) {
+    if (!t.stop_reason.empty()) t.row.message = t.stop_reason;
     Event("trial_ended", sweep_id, id, t.row.worker_id, why);
     return MoveTrial(t, t.stop_as);
   }
@@ -392,7 +504,7 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetrics(
   SWEEP_ASSIGN_OR_RETURN(ActiveTrial * t,
                          FindLease(req.worker_id(), req.trial_id(), req.epoch()));
   v1::ReportMetricsResponse resp;
-  resp.set_stop(t->stop_requested);
+  resp.set_stop(t->stop_requested);  // also for a duplicate
   t->lease_deadline = clock_->Now() + options_.lease_timeout;
   if (auto w = workers_.find(req.worker_id()); w != workers_.end()) {
     w->second.last_seen = clock_->Now();
@@ -401,6 +513,7 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetrics(
     resp.set_duplicate(true);
     return resp;
   }
+  SWEEP_RETURN_IF_ERROR(CheckPoints(req));
   const SweepState& s = sweeps_.at(t->row.sweep_id);
   TrialRow row = t->row;
   int64_t final_step = t->final_step;
@@ -408,6 +521,7 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetrics(
   std::vector<MetricRow> points;
   points.reserve(req.points_size());
   for (const v1::MetricPoint& p : req.points()) {
+    t->last_step = std::max(t->last_step, p.step());
     points.push_back(MetricRow{.attempt = row.attempt,
                                .step = p.step(),
                                .name = p.name(),
@@ -427,6 +541,30 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetrics(
   SWEEP_RETURN_IF_ERROR(store_->AppendMetrics(row, points));
   t->row = std::move(row);
   t->final_step = final_step;
+  if (s.spec.metric) {
+    SweepState& sweep = sweeps_.at(t->row.sweep_id);
+    const spec::Metric& m = *s.spec.metric;
+    std::vector<std::pair<int64_t, double>> series;
+    for (const v1::MetricPoint& p : req.points()) {
+      if (p.name() == m.name) series.emplace_back(p.step(), p.value());
+    }
+    std::stable_sort(series.begin(), series.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [step, value] : series) {
+      if (m.target && !(m.goal == spec::Goal::kMaximize ? value < *m.target
+                                                         : value > *m.target)) {
+        StopLaunching(sweep, absl::StrCat("metric.target (", m.name, " ", *m.target,
+                                          ") reached by trial ", t->row.id));
+      }
+      if (!sweep.stopper || t->stop_requested) continue;
+      EarlyStopper::Decision d = sweep.stopper->Report(t->row.id, step, value);
+      if (d.stop) {
+        t->row.stopped_at_step = d.step;
+        RequestStop(*t, TrialState::kStopped, d.reason);
+      }
+    }
+  }
+  resp.set_stop(t->stop_requested);
   return resp;
 }
 
@@ -466,7 +604,7 @@ absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrial(
   } else {
     t.row.exit_code = req.exit_code();
   }
-  t.row.message = req.message();
+  t.row.message = t.stop_requested && !t.stop_reason.empty() ? t.stop_reason : req.message();
   TrialState to = TrialState::kFailed;
   switch (req.outcome()) {
     case v1::TRIAL_OUTCOME_COMPLETED: to = TrialState::kCompleted; break;
@@ -485,15 +623,36 @@ absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrial(
 void Scheduler::MaybeFinishSweep(SweepState& s) {
   if (s.row.state != "running") return;
   bool all_created = s.row.budget >= 0 && s.row.next_index >= s.row.budget;
-  if (!all_created || s.running > 0 || !s.queued.empty()) return;
+  if (!(all_created || !s.launch_stopped.empty()) || s.running > 0 || !s.queued.empty()) {
+    return;
+  }
   s.row.state = "finished";
   s.row.finished_at = NowSeconds();
-  s.row.end_reason = absl::StrCat("all ", s.row.budget, " trials ended");
+  s.row.end_reason = s.launch_stopped.empty()
+                         ? absl::StrCat("all ", s.row.budget, " trials ended")
+                         : absl::StrCat(s.launch_stopped, " after ", s.row.next_index,
+                                        " trials");
   absl::Status st = store_->UpdateSweep(s.row);
   if (!st.ok()) spdlog::warn("could not save sweep {}: {}", s.row.id, std::string(st.message()));
   std::erase(sweep_order_, s.row.id);
   Event("sweep_finished", s.row.id, "", "", s.row.end_reason);
   spdlog::info("sweep {} finished: {}", s.row.id, s.row.end_reason);
+}
+
+void Scheduler::StopLaunching(SweepState& s, const std::string& why) {
+  if (!s.launch_stopped.empty() || s.row.state != "running") return;
+  s.launch_stopped = why;
+  Event("sweep_budget", s.row.id, "", "", why);
+  spdlog::info("sweep {}: no new trials: {}", s.row.id, why);
+  MaybeFinishSweep(s);
+}
+
+void Scheduler::RequestStop(ActiveTrial& t, TrialState as, const std::string& why) {
+  if (t.stop_requested) return;
+  t.stop_requested = true;
+  t.stop_as = as;
+  t.stop_reason = why;
+  Event("trial_stop_requested", t.row.sweep_id, t.row.id, t.row.worker_id, why);
 }
 
 // ---------------------------------------------------------------- client side
@@ -529,6 +688,7 @@ absl::StatusOr<v1::SubmitSweepResponse> Scheduler::SubmitSweep(
   SweepState& s = sweeps_[row.id];
   s.row = row;
   s.spec = std::move(parsed);
+  SWEEP_RETURN_IF_ERROR(LoadHistory(s));
   sweep_order_.push_back(row.id);
   Event("sweep_submitted", row.id, "", "",
         absl::StrCat(row.method, ", ", row.budget < 0 ? "unbounded" : absl::StrCat(row.budget),
@@ -553,9 +713,17 @@ absl::StatusOr<v1::SweepSummary> Scheduler::Summarize(const SweepRow& stored) {
   s.set_created_at(row.created_at);
   s.set_finished_at(row.finished_at);
   s.set_end_reason(row.end_reason);
+  const SweepState* live = sweeps_.count(row.id) ? &sweeps_.at(row.id) : nullptr;
+  if (live) {
+    s.set_waiting(WaitingReason(*live));
+    s.set_launch_stopped(live->launch_stopped);
+    if (row.state == "running") AddEstimate(*live, s);
+  }
   SWEEP_ASSIGN_OR_RETURN(auto counts, store_->CountTrials(row.id));
-  int64_t unstarted =
-      row.state == "running" && row.budget >= 0 ? row.budget - row.next_index : 0;
+  int64_t unstarted = row.state == "running" && row.budget >= 0 &&
+                              !(live && !live->launch_stopped.empty())
+                          ? row.budget - row.next_index
+                          : 0;
   s.set_queued(counts["queued"] + unstarted);
   s.set_running(counts["running"]);
   s.set_completed(counts["completed"]);
@@ -572,6 +740,75 @@ absl::StatusOr<v1::SweepSummary> Scheduler::Summarize(const SweepRow& stored) {
     }
   }
   return s;
+}
+
+void Scheduler::AddEstimate(const SweepState& s, v1::SweepSummary& out) {
+  EstimateInput in;
+  in.ended = s.durations;
+  in.cost = s.spec.cost;
+  double now = NowSeconds();
+  for (const auto& [id, t] : active_) {
+    if (t.row.sweep_id != s.row.id) continue;
+    if (t.row.state == "queued") {
+      ++in.unstarted;
+      continue;
+    }
+    in.running.push_back(RunningTrial{.elapsed = now - t.row.started_at,
+                                      .gpus = TrialGpus(s, t.row),
+                                      .last_step = t.last_step,
+                                      .total_steps = ExpectedSteps(s.spec, t.row.params_json)});
+  }
+  bool more = s.launch_stopped.empty();
+  in.unbounded = more && s.row.budget < 0;
+  if (more && s.row.budget >= 0) in.unstarted += s.row.budget - s.row.next_index;
+  int eligible = 0, gpu_slots = 0;
+  for (const auto& [id, w] : workers_) {
+    if (w.row.state == "lost" || w.row.state == "draining") continue;
+    if (s.spec.resources.gpus_per_trial > 0 && !w.row.has_gpu) continue;
+    ++eligible;
+    gpu_slots += w.row.has_gpu;
+  }
+  in.slots = std::max(1, s.spec.max_concurrent > 0 ? std::min(eligible, s.spec.max_concurrent)
+                                                   : eligible);
+  in.gpus_per_trial = gpu_slots > 0 ? std::max(1, s.spec.resources.gpus_per_trial) : 0;
+  Estimate e = EstimateSweep(in);
+  out.set_has_estimate(e.known);
+  out.set_estimate_basis(e.basis);
+  out.set_eta_seconds(e.seconds_left);
+  out.set_eta_low_seconds(e.seconds_left_low);
+  out.set_eta_high_seconds(e.seconds_left_high);
+  out.set_gpu_hours_so_far(e.gpu_hours_so_far);
+  out.set_gpu_hours_total(e.gpu_hours_total);
+  if (e.money_total) {
+    out.set_has_cost(true);
+    out.set_cost_total(*e.money_total);
+    out.set_currency(s.spec.cost->currency);
+  }
+}
+
+std::string Scheduler::WaitingReason(const SweepState& s) {
+  if (s.row.state != "running") return "";
+  bool more = s.launch_stopped.empty() && (s.row.budget < 0 || s.row.next_index < s.row.budget);
+  if (s.queued.empty() && !more) return "";
+  if (s.spec.max_concurrent > 0 && s.running >= s.spec.max_concurrent) {
+    return absl::StrCat("max_concurrent (", s.spec.max_concurrent, ") reached");
+  }
+  int eligible = 0, free = 0;
+  for (const auto& [id, w] : workers_) {
+    if (w.row.state == "lost" || w.row.state == "draining") continue;
+    if (s.spec.resources.gpus_per_trial > 0 && !w.row.has_gpu) continue;
+    ++eligible;
+    if (w.row.state == "idle") ++free;
+  }
+  if (eligible == 0) {
+    return s.spec.resources.gpus_per_trial > 0
+               ? absl::StrCat("needs a GPU slot (resources.gpus_per_trial: ",
+                              s.spec.resources.gpus_per_trial,
+                              ") and no GPU worker is connected")
+               : "no worker is connected";
+  }
+  if (free == 0) return absl::StrCat("all ", eligible, " worker slots are busy");
+  return "";
 }
 
 absl::StatusOr<v1::GetStatusResponse> Scheduler::GetStatus(const v1::GetStatusRequest& req) {
@@ -650,6 +887,7 @@ absl::StatusOr<v1::CancelSweepResponse> Scheduler::CancelSweep(
     ActiveTrial& t = active_.at(id);
     t.stop_requested = true;
     t.stop_as = TrialState::kCancelled;
+    t.stop_reason = "the sweep was cancelled";
     if (t.row.state == "queued") {
       t.row.message = "cancelled before it ran again";
       SWEEP_RETURN_IF_ERROR(MoveTrial(t, TrialState::kCancelled));
@@ -681,6 +919,27 @@ absl::StatusOr<v1::GetTrialResponse> Scheduler::GetTrial(const v1::GetTrialReque
 void Scheduler::Tick() {
   absl::MutexLock lock(&mu_);
   absl::Time now = clock_->Now();
+  double now_s = ToUnixSecondsDouble(now);
+  for (auto& [id, s] : sweeps_) {
+    std::optional<double> limit = s.spec.max_duration_seconds;
+    if (s.row.state != "running" || !limit || now_s - s.row.created_at < *limit) continue;
+    std::string why = absl::StrCat("max_duration (", absl::FormatDuration(absl::Seconds(*limit)),
+                                   ") reached");
+    for (auto& [tid, t] : active_) {
+      if (t.row.sweep_id == id && t.row.state == "running") {
+        RequestStop(t, TrialState::kStopped, why);
+      }
+    }
+    StopLaunching(s, why);
+  }
+  for (auto& [id, t] : active_) {
+    std::optional<double> timeout = sweeps_.at(t.row.sweep_id).spec.trial_timeout_seconds;
+    if (t.row.state == "running" && timeout && now_s - t.row.started_at >= *timeout) {
+      RequestStop(t, TrialState::kStopped,
+                  absl::StrCat("timeout (", absl::FormatDuration(absl::Seconds(*timeout)),
+                               ") exceeded"));
+    }
+  }
   std::vector<std::string> expired;
   for (const auto& [id, t] : active_) {
     if (t.row.state == "running" && t.lease_deadline < now) expired.push_back(id);

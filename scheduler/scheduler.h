@@ -31,9 +31,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "scheduler/early_stopping.h"
+#include "scheduler/estimate.h"
 #include "scheduler/store.h"
 #include "scheduler/trial_state.h"
 #include "sweep/v1/sweep.pb.h"
+#include "sweeps/sampler.h"
 #include "sweeps/spec.h"
 
 namespace sweep {
@@ -97,14 +100,23 @@ class Scheduler {
     SweepRow row;
     spec::SweepSpec spec;
     int64_t running = 0;
+    int64_t failed = 0;
     std::deque<std::string> queued;  // ids of re-queued trials, oldest first
+    // Set once a budget ends the launching of new trials (max_failed_trials,
+    // max_duration, metric.target): says which.
+    std::string launch_stopped;
+    std::unique_ptr<EarlyStopper> stopper;   // null without early_terminate
+    std::vector<spec::Observation> history;  // ended trials, for the samplers
+    DurationStats durations;                 // ended trials, for the estimates
   };
   struct ActiveTrial {
     TrialRow row;
     absl::Time lease_deadline;
     bool stop_requested = false;
     TrialState stop_as = TrialState::kStopped;  // state it ends in once stopped
+    std::string stop_reason;                    // why it is being stopped
     int64_t final_step = INT64_MIN;
+    int64_t last_step = 0;  // highest step of any metric reported
   };
   struct WorkerState {
     WorkerRow row;
@@ -114,6 +126,8 @@ class Scheduler {
   Scheduler(Store* store, Clock* clock, SchedulerOptions options)
       : store_(store), clock_(clock), options_(options) {}
   absl::Status Rebuild() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fills the stopper, history and failure count of `s` from the store.
+  absl::Status LoadHistory(SweepState& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double NowSeconds() const;
 
   // Finds a trial for `worker` and leases it; nullopt when none is runnable.
@@ -131,6 +145,23 @@ class Scheduler {
                                          const std::string& trial_id, int64_t epoch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinishSweep(SweepState& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stops launching new trials of `s`, for `why` (a budget). Idempotent.
+  void StopLaunching(SweepState& s, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Orders a running trial stopped; it ends in `as` with `why` as its message.
+  void RequestStop(ActiveTrial& t, TrialState as, const std::string& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The parameters of trial `index` of `s`, from its search method.
+  nlohmann::json NextParams(const SweepState& s, int64_t index)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fills the estimate fields of `out` for a running sweep.
+  void AddEstimate(const SweepState& s, v1::SweepSummary& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // GPUs a trial of `s` holds on the slot it ran on (0 on a CPU slot).
+  static int TrialGpus(const SweepState& s, const TrialRow& t) {
+    return t.gpu >= 0 ? std::max(1, s.spec.resources.gpus_per_trial) : 0;
+  }
+  // Why the queued trials of `s` wait, or "" when nothing holds them back.
+  std::string WaitingReason(const SweepState& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetWorkerState(WorkerState& w, const std::string& state, const std::string& trial)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Event(const std::string& kind, const std::string& sweep, const std::string& trial,

@@ -1,6 +1,7 @@
 #include "scheduler/server.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/rpc.h"
 #include "common/status_util.h"
 #include "spdlog/spdlog.h"
 
@@ -8,15 +9,31 @@ namespace sweep {
 
 absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
     const ServerOptions& o) {
+  bool loopback = IsLoopbackAddress(o.listen);
+  if (!loopback && o.token.empty() && !o.insecure) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--listen ", o.listen, " reaches beyond this machine, so anyone who can connect "
+        "could run commands on your workers: give --token-file FILE (workers and the CLI "
+        "need the same file), or --insecure to run without one"));
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return absl::InvalidArgumentError("give both --tls-cert and --tls-key, or neither");
+  }
   std::unique_ptr<SchedulerServer> s(new SchedulerServer());
   SWEEP_ASSIGN_OR_RETURN(s->store_, Store::Open(o.db_path));
   SWEEP_ASSIGN_OR_RETURN(s->core_,
                          Scheduler::Create(s->store_.get(), SystemClock::Get(), o.scheduler));
-  s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get());
-  s->sweep_service_ = std::make_unique<SweepServiceImpl>(s->core_.get());
+  s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get(), o.token);
+  s->sweep_service_ = std::make_unique<SweepServiceImpl>(s->core_.get(), o.token);
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (!o.tls_cert.empty()) {
+    grpc::SslServerCredentialsOptions tls;
+    tls.pem_key_cert_pairs.push_back({o.tls_key, o.tls_cert});
+    creds = grpc::SslServerCredentials(tls);
+  }
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(o.listen, creds, &port);
   builder.RegisterService(s->worker_service_.get());
   builder.RegisterService(s->sweep_service_.get());
   builder.SetMaxReceiveMessageSize(16 << 20);
@@ -28,12 +45,43 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
   }
   std::string host = o.listen.substr(0, o.listen.rfind(':'));
   s->address_ = absl::StrCat(host, ":", port);
+  if (o.http != "off") {
+    DashboardOptions d;
+    d.address = o.http;
+    d.db_path = o.db_path;
+    d.token = o.http_token.empty() ? o.token : o.http_token;
+    absl::StatusOr<std::unique_ptr<Dashboard>> dashboard = Dashboard::Start(d);
+    if (!dashboard.ok() && o.http_fallback && absl::IsUnavailable(dashboard.status())) {
+      absl::StatusOr<HostPort> hp = ParseHttpAddress(o.http);
+      if (hp.ok()) {
+        d.address = hp->host.find(':') != std::string::npos
+                        ? absl::StrCat("[", hp->host, "]:0")
+                        : absl::StrCat(hp->host, ":0");
+        dashboard = Dashboard::Start(d);
+        if (dashboard.ok()) {
+          spdlog::warn("dashboard: {} is in use; serving on {} instead", o.http,
+                       (*dashboard)->address());
+        }
+      }
+    }
+    if (!dashboard.ok()) {
+      s->Stop();
+      return dashboard.status();
+    }
+    s->dashboard_ = std::move(*dashboard);
+    spdlog::info("dashboard on {}", s->dashboard_->url());
+  }
   s->ticker_ = std::thread([raw = s.get()] {
     while (!raw->stop_.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
       raw->core_->Tick();
     }
   });
-  spdlog::info("scheduler listening on {} (database {})", s->address_, o.db_path);
+  spdlog::info("scheduler listening on {} ({}, {}; database {})", s->address_,
+               o.tls_cert.empty() ? "plaintext" : "TLS",
+               !o.token.empty() ? "token required"
+               : loopback       ? "loopback only, no token"
+                                : "INSECURE: no token, reachable beyond this machine",
+               o.db_path);
   return s;
 }
 
@@ -44,6 +92,7 @@ void SchedulerServer::Stop() {
   server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
   stop_.Notify();
   if (ticker_.joinable()) ticker_.join();
+  if (dashboard_) dashboard_->Stop();
 }
 
 SchedulerServer::~SchedulerServer() { Stop(); }

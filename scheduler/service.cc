@@ -2,12 +2,16 @@
 
 #include <string>
 
+#include "common/rpc.h"
+
 namespace sweep {
 namespace {
 
-// Runs `call` and stores its value in `*out`, or returns its error.
+// Checks the token, runs `call` and stores its value in `*out`, or returns the error.
 template <typename Resp, typename Call>
-grpc::Status Forward(Resp* out, Call call) {
+grpc::Status Forward(grpc::ServerContext* ctx, const std::string& token, Resp* out,
+                     Call call) {
+  if (grpc::Status auth = CheckToken(ctx, token); !auth.ok()) return auth;
   absl::StatusOr<Resp> r = call();
   if (!r.ok()) return ToGrpcStatus(r.status());
   *out = std::move(*r);
@@ -29,9 +33,9 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 }
 
 #define SWEEP_FORWARD(Service, Rpc, Req, Resp)                                    \
-  grpc::Status Service::Rpc(grpc::ServerContext*, const v1::Req* req,             \
+  grpc::Status Service::Rpc(grpc::ServerContext* ctx, const v1::Req* req,        \
                             v1::Resp* resp) {                                     \
-    return Forward(resp, [&] { return core_->Rpc(*req); });                       \
+    return Forward(ctx, token_, resp, [&] { return core_->Rpc(*req); });          \
   }
 
 SWEEP_FORWARD(WorkerServiceImpl, Register, RegisterRequest, RegisterResponse)

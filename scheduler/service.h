@@ -1,7 +1,8 @@
 // gRPC adapters: WorkerService and SweepService over the Scheduler core.
 //
-// Each RPC forwards to the core and converts its absl::Status to a grpc::Status in
-// one place (ToGrpcStatus). Thread-safe, as the core is.
+// Each RPC checks the caller's token (when the scheduler has one), forwards to the
+// core and converts its absl::Status to a grpc::Status in one place (ToGrpcStatus).
+// Thread-safe, as the core is.
 #ifndef SWEEP_SCHEDULER_SERVICE_H_
 #define SWEEP_SCHEDULER_SERVICE_H_
 
@@ -19,7 +20,9 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 
 class WorkerServiceImpl final : public v1::WorkerService::Service {
  public:
-  explicit WorkerServiceImpl(Scheduler* core) : core_(core) {}
+  // `token`: the shared token every call must carry; empty: none required.
+  WorkerServiceImpl(Scheduler* core, std::string token)
+      : core_(core), token_(std::move(token)) {}
   grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest* req,
                         v1::RegisterResponse* resp) override;
   grpc::Status LeaseTrial(grpc::ServerContext*, const v1::LeaseTrialRequest* req,
@@ -33,11 +36,13 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
 
  private:
   Scheduler* core_;
+  std::string token_;
 };
 
 class SweepServiceImpl final : public v1::SweepService::Service {
  public:
-  explicit SweepServiceImpl(Scheduler* core) : core_(core) {}
+  SweepServiceImpl(Scheduler* core, std::string token)
+      : core_(core), token_(std::move(token)) {}
   grpc::Status SubmitSweep(grpc::ServerContext*, const v1::SubmitSweepRequest* req,
                            v1::SubmitSweepResponse* resp) override;
   grpc::Status GetStatus(grpc::ServerContext*, const v1::GetStatusRequest* req,
@@ -51,6 +56,7 @@ class SweepServiceImpl final : public v1::SweepService::Service {
 
  private:
   Scheduler* core_;
+  std::string token_;
 };
 
 }  // namespace sweep

@@ -92,6 +92,15 @@ CREATE TABLE events (
   message   TEXT NOT NULL DEFAULT ''
 );
 )sql",
+    // 2: early stopping records where a trial was stopped.
+    R"sql(
+ALTER TABLE trials ADD COLUMN stopped_at_step INTEGER;
+)sql",
+    // 3: indexes for status and ranking of sweeps with many trials.
+    R"sql(
+CREATE INDEX trials_by_sweep_state ON trials(sweep_id, state, started_at, ended_at);
+CREATE INDEX trials_by_sweep_final ON trials(sweep_id, final_metric, idx);
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -207,7 +216,7 @@ SweepRow ReadSweep(const Stmt& s) {
 constexpr const char* kTrialColumns =
     "id, sweep_id, idx, state, params, argv, worker, host, gpu, attempt, epoch, "
     "last_seq, created_at, started_at, ended_at, exit_code, signal, message, "
-    "final_metric, best_metric, trial_dir, stdout_tail, stderr_tail";
+    "final_metric, best_metric, trial_dir, stdout_tail, stderr_tail, stopped_at_step";
 
 TrialRow ReadTrial(const Stmt& s) {
   TrialRow r;
@@ -234,6 +243,7 @@ TrialRow ReadTrial(const Stmt& s) {
   r.trial_dir = s.Text(20);
   r.stdout_tail = s.Text(21);
   r.stderr_tail = s.Text(22);
+  if (!s.IsNull(23)) r.stopped_at_step = s.Int(23);
   return r;
 }
 
@@ -335,7 +345,7 @@ absl::Status Store::UpdateSweep(const SweepRow& s) {
 absl::Status Store::UpsertTrial(const TrialRow& t) {
   return Stmt(db_, absl::StrCat(
                        "INSERT INTO trials (", kTrialColumns,
-                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                        "ON CONFLICT(id) DO UPDATE SET state=excluded.state, "
                        "worker=excluded.worker, host=excluded.host, gpu=excluded.gpu, "
                        "attempt=excluded.attempt, epoch=excluded.epoch, "
@@ -344,7 +354,8 @@ absl::Status Store::UpsertTrial(const TrialRow& t) {
                        "signal=excluded.signal, message=excluded.message, "
                        "final_metric=excluded.final_metric, "
                        "best_metric=excluded.best_metric, trial_dir=excluded.trial_dir, "
-                       "stdout_tail=excluded.stdout_tail, stderr_tail=excluded.stderr_tail")
+                       "stdout_tail=excluded.stdout_tail, stderr_tail=excluded.stderr_tail, "
+                       "stopped_at_step=excluded.stopped_at_step")
                        .c_str())
       .Bind(t.id).Bind(t.sweep_id).Bind(t.index).Bind(t.state).Bind(t.params_json)
       .Bind(t.argv_json).Bind(t.worker_id).Bind(t.host)
@@ -353,6 +364,7 @@ absl::Status Store::UpsertTrial(const TrialRow& t) {
       .BindNullIf(t.started_at == 0, t.started_at).BindNullIf(t.ended_at == 0, t.ended_at)
       .Bind(t.exit_code).Bind(t.signal).Bind(t.message).Bind(t.final_metric)
       .Bind(t.best_metric).Bind(t.trial_dir).Bind(t.stdout_tail).Bind(t.stderr_tail)
+      .Bind(t.stopped_at_step)
       .Run();
 }
 
@@ -492,6 +504,17 @@ absl::StatusOr<std::optional<std::pair<std::string, double>>> Store::BestTrial(
   if (s.Next()) return std::optional(std::make_pair(s.Text(0), s.Real(1)));
   SWEEP_RETURN_IF_ERROR(s.status());
   return std::nullopt;
+}
+
+absl::StatusOr<std::vector<Store::SeriesPoint>> Store::LoadMetricSeries(
+    const std::string& sweep_id, const std::string& name) {
+  Stmt s(db_,
+         "SELECT m.trial_id, m.step, m.value FROM metrics m JOIN trials t ON t.id = "
+         "m.trial_id WHERE t.sweep_id=? AND m.name=? ORDER BY m.rowid");
+  s.Bind(sweep_id).Bind(name);
+  return ReadAll<SeriesPoint>(s, [](const Stmt& s) {
+    return SeriesPoint{.trial_id = s.Text(0), .step = s.Int(1), .value = s.Real(2)};
+  });
 }
 
 absl::StatusOr<std::map<std::string, double>> Store::LastValues(

@@ -70,6 +70,7 @@ struct TrialRow {
   std::string trial_dir;
   std::string stdout_tail;
   std::string stderr_tail;
+  std::optional<int64_t> stopped_at_step;  // the rung or step of an early stop
 };
 
 struct MetricRow {
@@ -137,6 +138,14 @@ class Store {
   // when no trial reported the metric.
   absl::StatusOr<std::optional<std::pair<std::string, double>>> BestTrial(
       const std::string& sweep_id, bool maximize);
+  // Every point of metric `name` of the sweep's trials, in the order stored.
+  struct SeriesPoint {
+    std::string trial_id;
+    int64_t step;
+    double value;
+  };
+  absl::StatusOr<std::vector<SeriesPoint>> LoadMetricSeries(const std::string& sweep_id,
+                                                            const std::string& name);
   // For each trial of the sweep, the last value (highest step) of metric `name`.
   absl::StatusOr<std::map<std::string, double>> LastValues(const std::string& sweep_id,
                                                            const std::string& name);

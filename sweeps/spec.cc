@@ -3,13 +3,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <numbers>
-#include <random>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -20,46 +17,22 @@
 #include "sweeps/internal/command.h"
 #include "sweeps/internal/errors.h"
 #include "sweeps/internal/parser.h"
+#include "sweeps/internal/sampling.h"
+#include "sweeps/internal/values.h"
 #include "sweeps/internal/yaml_adapter.h"
 
 namespace sweep::spec {
 namespace {
 
+using internal::Number;
+using internal::Quantize;
+using internal::SetPath;
+using internal::TrialRandom;
 using nlohmann::json;
 
 // The key path of `param` in the YAML file: "parameters.a.parameters.b".
 std::string KeyPath(const Parameter& param) {
   return absl::StrCat("parameters.", absl::StrJoin(param.path, ".parameters."));
-}
-
-// Rounds away binary noise such as 0.1 * 3 = 0.30000000000000004.
-double RoundSignificant(double value) {
-  char buffer[64];
-  const auto end = std::to_chars(buffer, buffer + sizeof(buffer), value,
-                                 std::chars_format::general, 12);
-  double rounded = value;
-  std::from_chars(buffer, end.ptr, rounded);
-  return rounded;
-}
-
-// A number that `integer` parameters hold as a JSON integer when it fits.
-json Number(double value, bool integer) {
-  constexpr double kInt64Limit = 9223372036854775808.0;  // 2^63
-  if (integer && std::abs(value) < kInt64Limit) {
-    return static_cast<int64_t>(std::llround(value));
-  }
-  return RoundSignificant(value);
-}
-
-// round(x / q) * q, with numpy's half-to-even rounding.
-json Quantize(double x, const Parameter& param) {
-  return Number(std::nearbyint(x / param.q) * param.q, param.integer);
-}
-
-void SetPath(json& root, const std::vector<std::string>& path, json value) {
-  json* node = &root;
-  for (const std::string& key : path) node = &(*node)[key];
-  *node = std::move(value);
 }
 
 // Returns how many grid points `param` contributes.
@@ -110,68 +83,6 @@ json GridValue(const Parameter& param, int64_t k) {
       return param.values[0];
   }
 }
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-// The draws of one trial. Built on std::mt19937_64, whose output the standard
-// fixes, and on arithmetic of our own rather than the standard distributions,
-// whose algorithms differ between standard libraries.
-class TrialRandom {
- public:
-  TrialRandom(uint64_t seed, int64_t index)
-      : engine_(SplitMix64(SplitMix64(seed) ^ static_cast<uint64_t>(index) *
-                                                  0x9E3779B97F4A7C15ULL)) {}
-
-  // In [0, 1).
-  double Uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
-
-  // In [lo, hi].
-  double Uniform(double lo, double hi) {
-    const double u = Uniform();
-    return std::clamp(lo * (1 - u) + hi * u, lo, hi);
-  }
-
-  // Standard normal (Box-Muller).
-  double Normal() {
-    const double u1 = 1.0 - Uniform();  // (0, 1]: log(u1) is finite
-    const double u2 = Uniform();
-    return std::sqrt(-2.0 * std::log(u1)) *
-           std::cos(2.0 * std::numbers::pi * u2);
-  }
-
-  // In [lo, hi], unbiased (rejection sampling).
-  int64_t UniformInt(int64_t lo, int64_t hi) {
-    const uint64_t span = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
-    if (span == UINT64_MAX) return static_cast<int64_t>(engine_());
-    const uint64_t range = span + 1;
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % range;
-    uint64_t draw;
-    do {
-      draw = engine_();
-    } while (draw >= limit);
-    return static_cast<int64_t>(static_cast<uint64_t>(lo) + draw % range);
-  }
-
-  // An index into `weights` (which sum to 1), or uniform over n when empty.
-  size_t Choose(const std::vector<double>& weights, size_t n) {
-    if (weights.empty()) return static_cast<size_t>(UniformInt(0, n - 1));
-    const double u = Uniform();
-    double cumulative = 0;
-    for (size_t i = 0; i < weights.size(); ++i) {
-      cumulative += weights[i];
-      if (u < cumulative) return i;
-    }
-    return weights.size() - 1;
-  }
-
- private:
-  std::mt19937_64 engine_;
-};
 
 json Draw(const Parameter& p, TrialRandom& random) {
   switch (p.distribution) {
@@ -296,6 +207,8 @@ std::string_view MethodName(Method m) {
       return "random";
     case Method::kBayes:
       return "bayes";
+    case Method::kSobol:
+      return "sobol";
   }
   return "unknown";
 }
@@ -474,6 +387,18 @@ absl::StatusOr<std::vector<std::string>> BuildCommand(const SweepSpec& spec,
   if (argv.empty()) {
     return internal::SpecError(spec.file_name, Position{}, "command",
                                "is empty once its macros are expanded");
+  }
+  // A spec from ParseSpec holds neither; `params` from elsewhere might. argv
+  // goes to execve (which would cut an item at a NUL) and into JSON.
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i].find('\0') != std::string::npos ||
+        internal::FirstInvalidUtf8(argv[i]) != absl::string_view::npos) {
+      return internal::SpecError(
+          spec.file_name, Position{}, "command",
+          absl::StrCat("argument ", i, " of the expanded command, ",
+                       internal::Quoted(argv[i]),
+                       ", holds a NUL character or invalid UTF-8"));
+    }
   }
   return argv;
 }

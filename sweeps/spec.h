@@ -35,7 +35,7 @@ struct Position {
 enum class Method { kGrid, kRandom, kBayes, kSobol };
 enum class Goal { kMinimize, kMaximize };
 
-// Returns the spec's spelling of `m` ("grid", "random", "bayes").
+// Returns the spec's spelling of `m` ("grid", "random", "bayes", "sobol").
 std::string_view MethodName(Method m);
 
 // Returns the spec's spelling of `g` ("minimize", "maximize").
@@ -90,20 +90,29 @@ struct Metric {
 };
 
 // early_terminate, typed. Rungs are steps of the sweep's metric (the `step` a trial
-// writes with it, normally its epoch).
+// writes with it, normally its epoch). ParseSpec fills in the defaults below and
+// checks eta > 1, 1 <= min_iter <= max_iter (where given), s >= 1, min_trials >= 1.
 struct EarlyTerminate {
   enum class Type { kNone, kHyperband, kAsha, kMedian };
   Type type = Type::kNone;
   // hyperband (W&B's meaning): rungs at min_iter * eta^k, or, with max_iter and s,
   // at max_iter / eta^k for k = s..1. asha: rungs at min_iter * eta^k up to max_iter
-  // (min_iter is the grace period). median: no decision before step min_iter.
-  int64_t min_iter = 0;  // 0 when not given
+  // (min_iter, also spelled `grace`, is the grace period; required). median: no
+  // decision before step min_iter (default 1).
+  int64_t min_iter = 0;  // 0 when not given (median: 1)
   int64_t max_iter = 0;  // 0 when not given
   double eta = 3;
   int64_t s = 0;         // 0 when not given
   bool strict = false;   // hyperband: also stop at rungs other than the first
   // median: how many other trials must have reached a step before it is judged.
   int64_t min_trials = 3;
+};
+
+// What GPU time and energy cost, for the sweep's estimates (docs/spec.md, cost).
+struct Cost {
+  double gpu_hour = 0;        // money per GPU-hour
+  double kwh = 0;             // money per kWh
+  std::string currency = "";  // shown next to amounts
 };
 
 struct Resources {
@@ -128,6 +137,7 @@ struct SweepSpec {
   int max_retries = 2;                // re-queues after a lost worker
   std::optional<uint64_t> seed;       // absent: the scheduler picks one at submit
   Resources resources;
+  std::optional<Cost> cost;
   nlohmann::json early_terminate;     // null when absent; validated shape
   EarlyTerminate early_stop;          // the same, typed
   // Budgets beyond run_cap (docs/spec.md): the sweep stops launching trials once
@@ -144,10 +154,12 @@ struct SweepSpec {
 // Parses and validates a spec from `yaml_text`. `file_name` is used in messages only.
 // Returns InvalidArgument (message as in the file comment) for malformed YAML,
 // unknown keys or methods, wrong types, empty `values`, min > max, a grid over a
-// continuous distribution, and every other violation of docs/spec.md. On success
-// `warnings` lists, in file order, what is accepted but not acted on (bayes runs
-// as random for now, early_terminate, project/entity, a command without an args
-// macro, a spec with neither program nor command).
+// continuous distribution, text that is not UTF-8 (the file, or a string whose
+// escapes make it invalid), a NUL character in a key or value, and every other
+// violation of docs/spec.md. Every such message has a position. On success
+// `warnings` lists, in file order, what is accepted but not acted on
+// (project/entity, a command without an args macro, a spec with neither program
+// nor command, sobol parameters beyond the Sobol' table).
 absl::StatusOr<SweepSpec> ParseSpec(std::string_view yaml_text,
                                     std::string_view file_name);
 
@@ -166,8 +178,8 @@ absl::StatusOr<SweepSpec> LoadSpecFile(const std::string& path);
 absl::StatusOr<int64_t> GridSize(const SweepSpec& spec);
 
 // Returns how many trials the sweep runs in all: the grid size (capped by run_cap)
-// for grid, run_cap for the other methods, or nullopt when unbounded (random or
-// bayes without run_cap: runs until cancelled). A grid whose GridSize fails
+// for grid, run_cap for the other methods, or nullopt when unbounded (random,
+// sobol or bayes without run_cap: runs until cancelled). A grid whose GridSize fails
 // (only possible for a spec not built by ParseSpec) counts as run_cap.
 std::optional<int64_t> TrialBudget(const SweepSpec& spec);
 
@@ -204,7 +216,10 @@ nlohmann::json SamplePoint(const SweepSpec& spec, uint64_t seed, int64_t index);
 // item, the args macros' items are joined by spaces. Values are written as W&B's
 // agent (Python's str()) writes them: strings raw, True, False, None, 3, 0.001,
 // 1e-05, 3.0, and lists and objects as compact JSON. Also InvalidArgument:
-// ${program} when the spec has no program, `params` not a JSON object.
+// ${program} when the spec has no program, `params` not a JSON object, an
+// argument that would hold a NUL character or invalid UTF-8 (never for params
+// drawn from a spec that ParseSpec accepted). Each parameter value is exactly
+// one argument (or part of one): no value adds, splits or removes arguments.
 absl::StatusOr<std::vector<std::string>> BuildCommand(
     const SweepSpec& spec, const nlohmann::json& params);
 

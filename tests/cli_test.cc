@@ -105,7 +105,12 @@ TEST_F(CliTest, EveryExampleSpecIsValidAndFindsItsProgramFromTheRepositoryRoot) 
     ASSERT_TRUE(st);
     std::string err = ReadFile(dir_ / "validate.err");
     EXPECT_EQ(st->exit_code, 0) << e.path() << ": " << err;
-    EXPECT_THAT(err, ::testing::Not(HasSubstr("does not exist"))) << e.path();
+    // Examples that run a program this repository builds name it under build/;
+    // check those only when the binaries under test were built there.
+    bool built_here = SweepBin().starts_with(SourceDir() + "/build/");
+    if (built_here || err.find("'build/") == std::string::npos) {
+      EXPECT_THAT(err, ::testing::Not(HasSubstr("does not exist"))) << e.path();
+    }
     std::filesystem::remove(dir_ / "validate.out");
     std::filesystem::remove(dir_ / "validate.err");
   }

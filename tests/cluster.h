@@ -24,12 +24,17 @@ class Cluster {
   std::string db() const { return dir_ / "sweeps.db"; }
   const std::string& address() const { return address_; }
 
-  void StartScheduler(double lease_timeout = 2, double heartbeat = 0.2) {
+  // Starts the scheduler on `listen` (default: a free loopback port).
+  void StartScheduler(double lease_timeout = 2, double heartbeat = 0.2,
+                      const std::string& listen = "127.0.0.1:0") {
+    lease_timeout_ = lease_timeout;
+    heartbeat_ = heartbeat;
     std::string port_file = dir_ / "port";
     std::filesystem::remove(port_file);
     SpawnOptions o;
-    o.argv = {SweepBin(), "scheduler", "--listen", "127.0.0.1:0", "--db", db(),
-              "--port-file", port_file, "--lease-timeout", absl::StrCat(lease_timeout),
+    o.argv = {SweepBin(), "scheduler", "--listen", listen, "--db", db(),
+              "--http", "127.0.0.1:0", "--port-file", port_file,
+              "--lease-timeout", absl::StrCat(lease_timeout),
               "--heartbeat-interval", absl::StrCat(heartbeat), "--log-level", "debug"};
     o.stdout_path = dir_ / "scheduler.log";
     o.stderr_path = dir_ / "scheduler.log";
@@ -42,6 +47,17 @@ class Cluster {
   }
 
   void KillScheduler() { scheduler_.reset(); }
+
+  // SIGKILLs the scheduler, waits `down`, and starts a new one on the same address
+  // and database.
+  void RestartScheduler(absl::Duration down) {
+    ASSERT_TRUE(scheduler_);
+    scheduler_->Signal(SIGKILL);
+    scheduler_->Wait(absl::Seconds(5));
+    scheduler_.reset();
+    absl::SleepFor(down);
+    StartScheduler(lease_timeout_, heartbeat_, address_);
+  }
 
   // Starts `sweep worker --cpus N`; returns its index in workers().
   size_t StartWorker(int cpus, const std::string& work_dir = "runs") {
@@ -107,6 +123,7 @@ class Cluster {
  private:
   TempDir dir_;
   std::optional<ChildProcess> scheduler_;
+  double lease_timeout_ = 2, heartbeat_ = 0.2;
   std::vector<ChildProcess> workers_;
   std::string address_;
 };

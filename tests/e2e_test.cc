@@ -181,5 +181,76 @@ TEST(EndToEndTest, CancelMidSweepLeavesNoTrialProcessRunning) {
   EXPECT_THAT(again.err, HasSubstr("already ended (cancelled)"));
 }
 
+TEST(EndToEndTest, SchedulerKilledAndRestartedMidSweepLosesNothingAndRunsNothingTwice) {
+  Cluster c;
+  c.StartScheduler(/*lease_timeout=*/5);
+  c.StartWorker(2);
+  std::string sweep = c.Submit(absl::StrCat("program: ", SourceDir(), R"(/tests/data/curve.sh
+command: ["/bin/sh", "${program}", "${args}"]
+method: grid
+metric: {name: loss, goal: minimize}
+parameters:
+  x: {values: [1, 2, 3, 4, 5, 6]}
+  steps: {value: 6}
+  pause: {value: 0.2}
+)"));
+  Db db(c.db());
+  ASSERT_TRUE(WaitFor([&] { return std::stoi(db.Value("SELECT COUNT(*) FROM metrics")) >= 4; },
+                      absl::Seconds(20)));
+  // Down for a second while both trials keep running and writing metrics.
+  c.RestartScheduler(absl::Seconds(1));
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(60))) << c.Logs();
+  EXPECT_EQ(db.Value("SELECT state FROM sweeps"), "finished");
+  auto trials = db.Query("SELECT id, state, attempt FROM trials ORDER BY idx");
+  ASSERT_EQ(trials.size(), 6u);
+  for (const auto& t : trials) {
+    SCOPED_TRACE(t[0]);
+    EXPECT_EQ(t[1], "completed");
+    EXPECT_EQ(t[2], "1") << "trials that ran through the outage were not run again";
+    // Every line each trial wrote is stored exactly once.
+    EXPECT_EQ(db.Value("SELECT COUNT(*) FROM metrics WHERE trial_id='" + t[0] + "'"), "6");
+    EXPECT_EQ(db.Value("SELECT COUNT(DISTINCT step) FROM metrics WHERE trial_id='" + t[0] +
+                       "'"),
+              "6");
+  }
+}
+
+TEST(EndToEndTest, EarlyStoppedTrialsProcessesAreGoneAndTheirMetricsKept) {
+  Cluster c;
+  c.StartScheduler();
+  c.StartWorker(1);  // one slot: trials run in order, so the decisions are known
+  std::string sweep = c.Submit(absl::StrCat("program: ", SourceDir(), R"(/tests/data/curve.sh
+command: ["/bin/sh", "${program}", "${args}"]
+method: grid
+metric: {name: loss, goal: minimize}
+early_terminate: {type: asha, min_iter: 1, max_iter: 8, eta: 2}
+parameters:
+  x: {values: [1, 5, 0.5, 6]}
+  steps: {value: 8}
+  pause: {value: 0.25}
+)"));
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(60))) << c.Logs();
+  Db db(c.db());
+  auto trials = db.Query("SELECT state, stopped_at_step, message, trial_dir, id FROM trials "
+                         "WHERE sweep_id='" + sweep + "' ORDER BY idx");
+  ASSERT_EQ(trials.size(), 4u);
+  std::vector<std::string> states;
+  for (const auto& t : trials) states.push_back(t[0]);
+  EXPECT_THAT(states, ::testing::ElementsAre("completed", "stopped", "completed", "stopped"));
+  for (int i : {1, 3}) {
+    SCOPED_TRACE(trials[i][4]);
+    EXPECT_EQ(trials[i][1], "1");
+    EXPECT_THAT(trials[i][2], HasSubstr("early stopped at rung 1 (step 1)"));
+    pid_t pid = std::stoi(ReadFile(trials[i][3] + "/pid"));
+    EXPECT_FALSE(Alive(pid));
+    int kept = std::stoi(db.Value("SELECT COUNT(*) FROM metrics WHERE trial_id='" +
+                                  trials[i][4] + "'"));
+    EXPECT_GE(kept, 1);
+    EXPECT_LT(kept, 8) << "stopped before the end";
+  }
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM metrics WHERE trial_id='" + trials[0][4] + "'"),
+            "8");
+}
+
 }  // namespace
 }  // namespace sweep::testing

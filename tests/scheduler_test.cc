@@ -1,6 +1,8 @@
 // The scheduler core over a real SQLite file, driven by a fake clock.
 #include "scheduler/scheduler.h"
 
+#include "sweeps/sampler.h"
+
 #include "common/ids.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -317,6 +319,190 @@ TEST_F(SchedulerTest, ReleasedTrialIsRequeuedWithoutUsingARetry) {
   }
   Db db(dir_ / "sweeps.db");
   EXPECT_EQ(db.Value("SELECT state FROM trials WHERE idx=0"), "queued");
+}
+
+}  // namespace
+}  // namespace sweep
+
+namespace sweep {
+namespace {
+
+constexpr char kAsha[] = R"(
+command: ["/bin/true", "${args}"]
+method: grid
+metric: {name: loss, goal: minimize}
+early_terminate: {type: asha, min_iter: 1, max_iter: 4, eta: 2}
+parameters:
+  x: {values: [1, 2, 3, 4]}
+)";
+
+TEST_F(SchedulerTest, EarlyStoppedTrialIsToldToStopAndEndsStoppedWithItsRung) {
+  std::string sweep = Submit(kAsha);
+  std::string w1 = RegisterCpu(), w2 = RegisterCpu();
+  auto a = Lease(w1), b = Lease(w2);
+  ASSERT_TRUE(Report(w1, *a, 1, 1.0, 1).ok());  // first at rung 1: goes on
+  auto rb = Report(w2, *b, 1, 2.0, 1);          // worse than the cutoff 1.0
+  ASSERT_TRUE(rb.ok());
+  EXPECT_TRUE(rb->stop());
+  ASSERT_TRUE(Finish(w2, *b, v1::TRIAL_OUTCOME_STOPPED).ok());
+  Db db(dir_ / "sweeps.db");
+  auto row = db.Query("SELECT state, stopped_at_step, message FROM trials WHERE id='" +
+                      b->trial_id() + "'");
+  ASSERT_EQ(row.size(), 1u);
+  EXPECT_EQ(row[0][0], "stopped");
+  EXPECT_EQ(row[0][1], "1");
+  EXPECT_THAT(row[0][2], HasSubstr("early stopped at rung 1 (step 1)"));
+  EXPECT_EQ(Summary(sweep).stopped(), 1);
+}
+
+TEST_F(SchedulerTest, RestartedSchedulerRemembersTheRungs) {
+  Submit(kAsha);
+  std::string w1 = RegisterCpu(), w2 = RegisterCpu();
+  auto a = Lease(w1);
+  ASSERT_TRUE(Report(w1, *a, 1, 1.0, 1).ok());
+  ASSERT_TRUE(Finish(w1, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
+  Open();
+  auto b = Lease(w2);
+  auto rb = Report(w2, *b, 1, 5.0, 1);
+  ASSERT_TRUE(rb.ok());
+  EXPECT_TRUE(rb->stop()) << "rung 1 still holds the first trial's 1.0";
+}
+
+constexpr char kSix[] = R"(
+command: ["/bin/true", "${args}"]
+method: grid
+metric: {name: loss, goal: minimize, target: 0.1}
+max_failed_trials: 2
+timeout: 30s
+parameters:
+  x: {values: [1, 2, 3, 4, 5, 6]}
+)";
+
+TEST_F(SchedulerTest, ReachingTheTargetStopsLaunchingAndEndsTheSweepOnceRunningOnesEnd) {
+  std::string sweep = Submit(kSix);
+  std::string w1 = RegisterCpu(), w2 = RegisterCpu();
+  auto a = Lease(w1), b = Lease(w2);
+  ASSERT_TRUE(Report(w1, *a, 1, 0.05, 1).ok());
+  EXPECT_FALSE(Lease(w1)) << "no new trial once the target is reached";
+  EXPECT_EQ(Summary(sweep).launch_stopped(),
+            "metric.target (loss 0.1) reached by trial " + a->trial_id());
+  ASSERT_TRUE(Finish(w1, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
+  EXPECT_EQ(Summary(sweep).state(), "running");  // b still runs
+  ASSERT_TRUE(Finish(w2, *b, v1::TRIAL_OUTCOME_COMPLETED).ok());
+  v1::SweepSummary s = Summary(sweep);
+  EXPECT_EQ(s.state(), "finished");
+  EXPECT_EQ(s.end_reason(),
+            "metric.target (loss 0.1) reached by trial " + a->trial_id() + " after 2 trials");
+  EXPECT_EQ(s.queued(), 0);
+}
+
+TEST_F(SchedulerTest, MaxFailedTrialsStopsLaunching) {
+  std::string sweep = Submit(kSix);
+  std::string w = RegisterCpu();
+  for (int i = 0; i < 2; ++i) {
+    auto a = Lease(w);
+    ASSERT_TRUE(a);
+    ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_FAILED, 1).ok());
+  }
+  EXPECT_FALSE(Lease(w));
+  v1::SweepSummary s = Summary(sweep);
+  EXPECT_EQ(s.state(), "finished");
+  EXPECT_EQ(s.end_reason(), "max_failed_trials (2) reached after 2 trials");
+}
+
+TEST_F(SchedulerTest, TrialPastItsTimeoutIsStopped) {
+  Submit(kSix);  // timeout: 30s
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id(w);
+  v1::RunningTrial* r = hb.add_running();
+  r->set_trial_id(a->trial_id());
+  r->set_epoch(a->epoch());
+  for (int i = 0; i < 5; ++i) {  // 25 s, heartbeating every 5 s
+    clock_.Advance(absl::Seconds(5));
+    core_->Tick();
+    EXPECT_EQ(core_->Heartbeat(hb)->stop_size(), 0);
+  }
+  clock_.Advance(absl::Seconds(5));
+  core_->Tick();
+  EXPECT_EQ(core_->Heartbeat(hb)->stop_size(), 1);
+  ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_STOPPED).ok());
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Value("SELECT state || ': ' || message FROM trials WHERE id='" +
+                     a->trial_id() + "'"),
+            "stopped: timeout (30s) exceeded");
+}
+
+TEST_F(SchedulerTest, MaxDurationStopsRunningTrialsAndLaunching) {
+  std::string sweep = Submit(std::string(kGrid) + "max_duration: 1h\n");
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  clock_.Advance(absl::Hours(1));
+  core_->Tick();
+  EXPECT_FALSE(Lease(w));
+  ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_STOPPED).ok());
+  v1::SweepSummary s = Summary(sweep);
+  EXPECT_EQ(s.state(), "finished");
+  EXPECT_EQ(s.stopped(), 1);
+  EXPECT_EQ(s.end_reason(), "max_duration (1h) reached after 1 trials");
+}
+
+TEST_F(SchedulerTest, StatusSaysWhyQueuedTrialsWait) {
+  std::string sweep = Submit(std::string(kGrid) + "max_concurrent: 1\n");
+  EXPECT_EQ(Summary(sweep).waiting(), "no worker is connected");
+  std::string w = RegisterCpu();
+  EXPECT_EQ(Summary(sweep).waiting(), "");
+  auto a = Lease(w);
+  EXPECT_EQ(Summary(sweep).waiting(), "max_concurrent (1) reached");
+  std::string gpu_sweep = Submit(std::string(kGrid) + "resources: {gpus_per_trial: 1}\n");
+  EXPECT_EQ(Summary(gpu_sweep).waiting(),
+            "needs a GPU slot (resources.gpus_per_trial: 1) and no GPU worker is connected");
+}
+
+TEST_F(SchedulerTest, StatusEstimatesTimeAndCostFromEndedTrials) {
+  std::string sweep = Submit(std::string(kGrid) + "cost: {gpu_hour: 36, currency: EUR}\n");
+  std::string w = RegisterGpu(0);
+  EXPECT_FALSE(Summary(sweep).has_estimate());
+  auto a = Lease(w);
+  clock_.Advance(absl::Seconds(100));
+  ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
+  v1::SweepSummary s = Summary(sweep);
+  ASSERT_TRUE(s.has_estimate());
+  EXPECT_EQ(s.estimate_basis(), "1 ended trial");
+  EXPECT_DOUBLE_EQ(s.eta_seconds(), 200);  // two more trials of 100 s on one slot
+  EXPECT_DOUBLE_EQ(s.gpu_hours_total(), 300 / 3600.0);
+  EXPECT_TRUE(s.has_cost());
+  EXPECT_DOUBLE_EQ(s.cost_total(), 3.0);
+  EXPECT_EQ(s.currency(), "EUR");
+}
+
+TEST_F(SchedulerTest, BayesSweepSuggestsFromItsHistory) {
+  std::string sweep = Submit(R"(
+command: ["/bin/true", "${args}"]
+method: bayes
+seed: 3
+run_cap: 14
+metric: {name: loss, goal: minimize}
+parameters:
+  x: {min: -5.0, max: 5.0}
+)");
+  std::string w = RegisterCpu();
+  std::vector<double> xs;
+  for (int i = 0; i < 14; ++i) {
+    auto a = Lease(w);
+    ASSERT_TRUE(a);
+    double x = nlohmann::json::parse(a->params_json())["x"];
+    xs.push_back(x);
+    ASSERT_TRUE(Report(w, *a, 1, (x - 2) * (x - 2), 1).ok());
+    ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
+  }
+  // After the random start-up trials, suggestions concentrate near the optimum x=2.
+  double near = 0;
+  for (size_t i = spec::kTpeStartupTrials; i < xs.size(); ++i) near += std::abs(xs[i] - 2);
+  near /= static_cast<double>(xs.size() - spec::kTpeStartupTrials);
+  EXPECT_LT(near, 2.5);
+  EXPECT_EQ(Summary(sweep).state(), "finished");
 }
 
 }  // namespace

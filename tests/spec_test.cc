@@ -111,6 +111,9 @@ parameters:
 run_cap: 10
 max_concurrent: 4
 max_retries: 0
+max_failed_trials: 3
+max_duration: 12h
+timeout: 5400
 seed: 1234
 resources:
   gpus_per_trial: 2
@@ -127,6 +130,9 @@ resources:
   EXPECT_EQ(spec.run_cap, 10);
   EXPECT_EQ(spec.max_concurrent, 4);
   EXPECT_EQ(spec.max_retries, 0);
+  EXPECT_EQ(spec.max_failed_trials, 3);
+  EXPECT_EQ(spec.max_duration_seconds, 12 * 3600.0);
+  EXPECT_EQ(spec.trial_timeout_seconds, 5400.0);
   EXPECT_EQ(spec.seed, 1234u);
   EXPECT_EQ(spec.resources.gpus_per_trial, 2);
 }
@@ -361,6 +367,120 @@ early_terminate:
   EXPECT_EQ(spec.early_terminate,
             json::parse(R"({"type": "hyperband", "min_iter": 3, "eta": 2,
                             "strict": true})"));
+  EXPECT_EQ(spec.early_stop.type, EarlyTerminate::Type::kHyperband);
+  EXPECT_EQ(spec.early_stop.min_iter, 3);
+  EXPECT_EQ(spec.early_stop.max_iter, 0);
+  EXPECT_EQ(spec.early_stop.eta, 2);
+  EXPECT_EQ(spec.early_stop.s, 0);
+  EXPECT_TRUE(spec.early_stop.strict);
+}
+
+TEST(ParseSpecTest, WithoutEarlyTerminateNothingIsStopped) {
+  const SweepSpec spec =
+      Parse("method: random\nparameters:\n  a: {value: 1}\n");
+  EXPECT_EQ(spec.early_stop.type, EarlyTerminate::Type::kNone);
+  EXPECT_TRUE(spec.early_terminate.is_null());
+}
+
+TEST(ParseSpecTest, HyperbandWithMaxIterKeepsItsBracketsAndEtaDefaultsToThree) {
+  const SweepSpec spec = Parse(R"(method: grid
+program: train.py
+parameters:
+  a: {values: [1, 2]}
+early_terminate: {type: hyperband, max_iter: 27, s: 2}
+)");
+  EXPECT_EQ(spec.early_stop.type, EarlyTerminate::Type::kHyperband);
+  EXPECT_EQ(spec.early_stop.min_iter, 0);
+  EXPECT_EQ(spec.early_stop.max_iter, 27);
+  EXPECT_EQ(spec.early_stop.s, 2);
+  EXPECT_EQ(spec.early_stop.eta, 3);
+  EXPECT_FALSE(spec.early_stop.strict);
+  EXPECT_TRUE(spec.warnings.empty());
+}
+
+TEST(ParseSpecTest, AshaTakesMinIterOrGraceMaxIterAndEta) {
+  const SweepSpec spec = Parse(R"(method: random
+parameters:
+  a: {value: 1}
+early_terminate:
+  type: asha
+  min_iter: 1
+  max_iter: 27
+  eta: 3
+)");
+  EXPECT_EQ(spec.early_stop.type, EarlyTerminate::Type::kAsha);
+  EXPECT_EQ(spec.early_stop.min_iter, 1);
+  EXPECT_EQ(spec.early_stop.max_iter, 27);
+  EXPECT_EQ(spec.early_stop.eta, 3);
+  EXPECT_EQ(spec.early_terminate,
+            json::parse(R"({"type": "asha", "min_iter": 1, "max_iter": 27,
+                            "eta": 3})"));
+
+  const SweepSpec grace = Parse(
+      "method: random\nparameters:\n  a: {value: 1}\n"
+      "early_terminate: {type: asha, grace: 2}\n");
+  EXPECT_EQ(grace.early_stop.type, EarlyTerminate::Type::kAsha);
+  EXPECT_EQ(grace.early_stop.min_iter, 2);
+  EXPECT_EQ(grace.early_stop.max_iter, 0);
+  EXPECT_EQ(grace.early_stop.eta, 3);
+}
+
+TEST(ParseSpecTest, MedianDefaultsToStepOneAndThreeOtherTrials) {
+  const SweepSpec defaults = Parse(
+      "method: random\nparameters:\n  a: {value: 1}\n"
+      "early_terminate: {type: median}\n");
+  EXPECT_EQ(defaults.early_stop.type, EarlyTerminate::Type::kMedian);
+  EXPECT_EQ(defaults.early_stop.min_iter, 1);
+  EXPECT_EQ(defaults.early_stop.min_trials, 3);
+  EXPECT_EQ(defaults.early_terminate, json::parse(R"({"type": "median"})"));
+
+  const SweepSpec set = Parse(
+      "method: random\nparameters:\n  a: {value: 1}\n"
+      "early_terminate: {type: median, min_iter: 5, min_trials: 10}\n");
+  EXPECT_EQ(set.early_stop.min_iter, 5);
+  EXPECT_EQ(set.early_stop.min_trials, 10);
+}
+
+TEST(ParseSpecTest, SobolIsAMethodAndNeedsNoMetric) {
+  const SweepSpec spec = Parse(
+      "method: sobol\nprogram: t.py\nparameters:\n  a: {min: 0.0, max: 1.0}\n");
+  EXPECT_EQ(spec.method, Method::kSobol);
+  EXPECT_TRUE(spec.warnings.empty());
+  EXPECT_EQ(TrialBudget(spec), std::nullopt);
+}
+
+TEST(ParseSpecTest, BayesAndEarlyTerminateNoLongerWarn) {
+  const SweepSpec spec = Parse(R"(method: bayes
+program: train.py
+metric: {name: loss}
+early_terminate: {type: hyperband, min_iter: 3}
+parameters:
+  a: {min: 0.0, max: 1.0}
+)");
+  EXPECT_TRUE(spec.warnings.empty()) << spec.warnings[0];
+}
+
+TEST(ParseSpecTest, DurationsAreSecondsOrNumbersWithUnits) {
+  auto seconds = [](const std::string& text) {
+    const SweepSpec spec = Parse(
+        "method: random\nparameters:\n  a: {value: 1}\nmax_duration: " + text +
+        "\n");
+    return spec.max_duration_seconds.value_or(-1);
+  };
+  EXPECT_EQ(seconds("90"), 90);
+  EXPECT_EQ(seconds("2.5"), 2.5);
+  EXPECT_EQ(seconds("90s"), 90);
+  EXPECT_EQ(seconds("30m"), 1800);
+  EXPECT_EQ(seconds("2h"), 7200);
+  EXPECT_EQ(seconds("1h30m"), 5400);
+  EXPECT_EQ(seconds("1d2h3m4s"), 86400 + 7200 + 180 + 4);
+  EXPECT_EQ(seconds("1.5h"), 5400);
+  EXPECT_EQ(seconds("\"45m\""), 2700);
+  const SweepSpec timeout =
+      Parse("method: random\nparameters:\n  a: {value: 1}\ntimeout: 20m\n");
+  EXPECT_EQ(timeout.trial_timeout_seconds, 1200);
+  EXPECT_EQ(timeout.max_duration_seconds, std::nullopt);
+  EXPECT_EQ(timeout.max_failed_trials, std::nullopt);
 }
 
 TEST(ParseSpecTest, WarningsComeInFileOrderWithPositions) {
@@ -380,10 +500,6 @@ parameters:
           "ignored",
           "x.yaml:2:1: entity: W&B's entity; accepted for compatibility and "
           "ignored",
-          "x.yaml:3:9: method: bayes runs as random search until TPE (Bayesian "
-          "search) lands",
-          "x.yaml:5:1: early_terminate: accepted but not applied yet: every "
-          "trial runs to completion",
           "x.yaml:6:1: command: has no ${args}, ${args_no_hyphens}, "
           "${args_no_boolean_flags} or ${args_json}; trials get their "
           "parameters only from the SWEEP_PARAMS environment variable"));
@@ -408,6 +524,7 @@ TEST(ParseSpecTest, NamesEnumsTheWayTheSpecSpellsThem) {
   EXPECT_EQ(MethodName(Method::kGrid), "grid");
   EXPECT_EQ(MethodName(Method::kRandom), "random");
   EXPECT_EQ(MethodName(Method::kBayes), "bayes");
+  EXPECT_EQ(MethodName(Method::kSobol), "sobol");
   EXPECT_EQ(GoalName(Goal::kMinimize), "minimize");
   EXPECT_EQ(GoalName(Goal::kMaximize), "maximize");
   EXPECT_EQ(DistributionName(Distribution::kQLogUniformValues),
@@ -442,10 +559,9 @@ TEST(ParseSpecErrorTest, TopLevelThatIsNotAMappingIsAnErrorAtTheStart) {
             "...) at the top level, got \"hello\"");
 }
 
-TEST(ParseSpecErrorTest, InvalidUtf8InAMessageIsReplacedNotThrownOn) {
+TEST(ParseSpecErrorTest, AFileThatIsNotUtf8IsRefusedAtItsFirstBadByte) {
   EXPECT_EQ(ErrorOf("method: gr\xffid\nparameters:\n  a: {value: 1}\n"),
-            "x.yaml:1:9: method: unknown method \"gr\xef\xbf\xbdid\"; expected "
-            "one of grid, random, bayes");
+            "x.yaml:1:11: the file is not UTF-8 text (byte 0xff); save it as UTF-8");
 }
 
 TEST(ParseSpecErrorTest, MoreThanOneDocumentIsAnError) {
@@ -466,22 +582,23 @@ parameters:
   EXPECT_EQ(
       std::string(spec.status().message()),
       "lr.yaml:3:9: method: unknown method \"grd\"; expected one of grid, "
-      "random, bayes");
+      "random, bayes, sobol");
 }
 
 TEST(ParseSpecErrorTest, MissingMethodPointsAtTheTopLevelMapping) {
   EXPECT_EQ(
       ErrorOf("# sweep\nparameters:\n  a: {value: 1}\n"),
       "x.yaml:2:1: method: required key is missing; expected one of grid, "
-      "random, bayes");
+      "random, bayes, sobol");
 }
 
 TEST(ParseSpecErrorTest, UnknownTopLevelKeyListsTheAcceptedOnes) {
   EXPECT_EQ(ErrorOf("method: grid\narguments:\n  --lr: ${lr}\n"),
-            "x.yaml:2:1: arguments: unknown key; expected one of command, "
+            "x.yaml:2:1: arguments: unknown key; expected one of command, cost, "
             "description, early_terminate, entity, max_concurrent, "
-            "max_retries, max_trials, method, metric, name, parameters, "
-            "program, project, resources, run_cap, seed");
+            "max_duration, max_failed_trials, max_retries, max_trials, "
+            "method, metric, name, parameters, program, project, resources, "
+            "run_cap, seed, timeout");
 }
 
 TEST(ParseSpecErrorTest, UnknownParameterKeyListsTheAcceptedOnes) {
@@ -503,7 +620,7 @@ TEST(ParseSpecErrorTest, UnknownKeysInNestedMappingsAreErrorsToo) {
   EXPECT_EQ(ErrorOf("method: random\nearly_terminate: {type: hyperband, "
                     "min_iter: 3, bands: 2}\nparameters:\n  a: {value: 1}\n"),
             "x.yaml:2:49: early_terminate.bands: unknown key; expected one of "
-            "eta, max_iter, min_iter, s, strict, type");
+            "eta, grace, max_iter, min_iter, min_trials, s, strict, type");
 }
 
 TEST(ParseSpecErrorTest, DuplicateKeyNamesTheFirstOne) {
@@ -745,11 +862,11 @@ TEST(ParseSpecErrorTest, CommandMustBeANonEmptyListOfStringsWithKnownMacros) {
 
 TEST(ParseSpecErrorTest, EarlyTerminateShapeIsChecked) {
   const std::string params = "parameters:\n  a: {value: 1}\n";
-  EXPECT_EQ(ErrorOf("method: random\nearly_terminate:\n  type: median\n"
+  EXPECT_EQ(ErrorOf("method: random\nearly_terminate:\n  type: bohb\n"
                     "  min_iter: 3\n" +
                     params),
-            "x.yaml:3:9: early_terminate.type: unknown type \"median\"; "
-            "expected hyperband");
+            "x.yaml:3:9: early_terminate.type: unknown type \"bohb\"; "
+            "expected one of hyperband, asha, median");
   EXPECT_EQ(
       ErrorOf("method: random\nearly_terminate:\n  type: hyperband\n"
               "  eta: 3\n" +
@@ -766,7 +883,99 @@ TEST(ParseSpecErrorTest, EarlyTerminateShapeIsChecked) {
   EXPECT_EQ(
       ErrorOf("method: random\nearly_terminate:\n  min_iter: 3\n" + params),
       "x.yaml:3:3: early_terminate.type: required key is missing; "
-      "expected hyperband");
+      "expected one of hyperband, asha, median");
+  EXPECT_EQ(ErrorOf("method: random\nearly_terminate: hyperband\n" + params),
+            "x.yaml:2:18: early_terminate: expected a mapping with type: "
+            "hyperband, asha or median, got \"hyperband\"");
+}
+
+TEST(ParseSpecErrorTest, AshaAndMedianSettingsAreChecked) {
+  const std::string params = "parameters:\n  a: {value: 1}\n";
+  const std::string asha = "method: random\nearly_terminate:\n  type: asha\n";
+  EXPECT_EQ(ErrorOf(asha + "  max_iter: 9\n" + params),
+            "x.yaml:3:3: early_terminate.min_iter: required key is missing; "
+            "asha needs min_iter (or grace), the step of its first rung");
+  EXPECT_EQ(ErrorOf(asha + "  min_iter: 0\n" + params),
+            "x.yaml:4:13: early_terminate.min_iter: must be at least 1, got 0");
+  EXPECT_EQ(ErrorOf(asha + "  grace: 0\n" + params),
+            "x.yaml:4:10: early_terminate.grace: must be at least 1, got 0");
+  EXPECT_EQ(ErrorOf(asha + "  min_iter: 2\n  grace: 2\n" + params),
+            "x.yaml:5:3: early_terminate.grace: is another name for min_iter; "
+            "give only one of them");
+  EXPECT_EQ(ErrorOf(asha + "  min_iter: 10\n  max_iter: 9\n" + params),
+            "x.yaml:3:3: early_terminate: min_iter (10) is greater than "
+            "max_iter (9)");
+  EXPECT_EQ(ErrorOf(asha + "  min_iter: 1\n  eta: 0.5\n" + params),
+            "x.yaml:5:8: early_terminate.eta: must be greater than 1, got 0.5");
+  EXPECT_EQ(ErrorOf(asha + "  min_iter: 1\n  eta: fast\n" + params),
+            "x.yaml:5:8: early_terminate.eta: expected a number, got \"fast\"");
+  EXPECT_EQ(ErrorOf(asha + "  min_iter: 1\n  s: 2\n" + params),
+            "x.yaml:5:3: early_terminate.s: does not apply to type asha, which "
+            "takes min_iter, grace, max_iter and eta");
+  EXPECT_EQ(ErrorOf(asha + "  min_iter: 1\n  min_trials: 2\n" + params),
+            "x.yaml:5:3: early_terminate.min_trials: does not apply to type "
+            "asha, which takes min_iter, grace, max_iter and eta");
+
+  const std::string median =
+      "method: random\nearly_terminate:\n  type: median\n";
+  EXPECT_EQ(
+      ErrorOf(median + "  min_trials: 0\n" + params),
+      "x.yaml:4:15: early_terminate.min_trials: must be at least 1, got 0");
+  EXPECT_EQ(ErrorOf(median + "  min_iter: 1.5\n" + params),
+            "x.yaml:4:13: early_terminate.min_iter: expected an integer, got "
+            "1.5");
+  EXPECT_EQ(ErrorOf(median + "  eta: 3\n" + params),
+            "x.yaml:4:3: early_terminate.eta: does not apply to type median, "
+            "which takes min_iter and min_trials");
+  EXPECT_EQ(ErrorOf(median + "  max_iter: 3\n" + params),
+            "x.yaml:4:3: early_terminate.max_iter: does not apply to type "
+            "median, which takes min_iter and min_trials");
+
+  EXPECT_EQ(ErrorOf("method: random\nearly_terminate:\n  type: hyperband\n"
+                    "  min_iter: 3\n  min_trials: 2\n" +
+                    params),
+            "x.yaml:5:3: early_terminate.min_trials: does not apply to type "
+            "hyperband, which takes min_iter, max_iter, s, eta and strict");
+  EXPECT_EQ(ErrorOf("method: random\nearly_terminate:\n  type: hyperband\n"
+                    "  min_iter: 3\n  s: 0\n" +
+                    params),
+            "x.yaml:5:6: early_terminate.s: must be at least 1, got 0");
+}
+
+TEST(ParseSpecErrorTest, BudgetsAreChecked) {
+  const std::string head = "method: random\nparameters:\n  a: {value: 1}\n";
+  EXPECT_EQ(ErrorOf(head + "max_failed_trials: 0\n"),
+            "x.yaml:4:20: max_failed_trials: must be at least 1, got 0");
+  EXPECT_EQ(ErrorOf(head + "max_failed_trials: many\n"),
+            "x.yaml:4:20: max_failed_trials: expected an integer, got "
+            "\"many\"");
+  const std::string expected =
+      "expected a duration: a number of seconds or a string such as 90s, "
+      "30m, 2h or 1h30m, got ";
+  EXPECT_EQ(ErrorOf(head + "max_duration: 2 hours\n"),
+            "x.yaml:4:15: max_duration: " + expected + "\"2 hours\"");
+  EXPECT_EQ(ErrorOf(head + "max_duration: 30m1h\n"),
+            "x.yaml:4:15: max_duration: " + expected + "\"30m1h\"");
+  EXPECT_EQ(ErrorOf(head + "max_duration: 1h1h\n"),
+            "x.yaml:4:15: max_duration: " + expected + "\"1h1h\"");
+  EXPECT_EQ(ErrorOf(head + "max_duration: h\n"),
+            "x.yaml:4:15: max_duration: " + expected + "\"h\"");
+  EXPECT_EQ(ErrorOf(head + "max_duration: 10\n"
+                           "timeout: 5ms\n"),
+            "x.yaml:5:10: timeout: " + expected + "\"5ms\"");
+  EXPECT_EQ(ErrorOf(head + "timeout: [1, h]\n"),
+            "x.yaml:4:10: timeout: " + expected + "a list");
+  EXPECT_EQ(ErrorOf(head + "timeout: true\n"),
+            "x.yaml:4:10: timeout: " + expected + "true");
+  EXPECT_EQ(ErrorOf(head + "timeout: .inf\n"),
+            "x.yaml:4:10: timeout: " + expected + ".inf");
+  EXPECT_EQ(ErrorOf(head + "timeout: 0\n"),
+            "x.yaml:4:10: timeout: must be longer than 0 seconds, got 0");
+  EXPECT_EQ(ErrorOf(head + "max_duration: 0s\n"),
+            "x.yaml:4:15: max_duration: must be longer than 0 seconds, got "
+            "\"0s\"");
+  EXPECT_EQ(ErrorOf(head + "timeout: -5\n"),
+            "x.yaml:4:10: timeout: must be longer than 0 seconds, got -5");
 }
 
 TEST(ParseSpecErrorTest, SweepsOwnKeysAreRangeChecked) {
@@ -855,7 +1064,7 @@ TEST_F(LoadSpecFileTest, ReadsTheFileAndNamesItInMessages) {
   EXPECT_EQ(std::string(LoadSpecFile(bad).status().message()),
             bad +
                 ":1:9: method: unknown method \"grd\"; expected one of grid, "
-                "random, bayes");
+                "random, bayes, sobol");
 }
 
 // ---------------------------------------------------------------------------
@@ -964,12 +1173,14 @@ TEST(TrialBudgetTest, GridRunsItsSizeCappedByRunCap) {
   EXPECT_EQ(TrialBudget(spec), 36);
 }
 
-TEST(TrialBudgetTest, RandomAndBayesRunRunCapOrUntilCancelled) {
+TEST(TrialBudgetTest, RandomSobolAndBayesRunRunCapOrUntilCancelled) {
   SweepSpec spec = Parse(OneParameter("    min: 0.0\n    max: 1.0\n"));
   EXPECT_EQ(TrialBudget(spec), std::nullopt);
   spec.run_cap = 25;
   EXPECT_EQ(TrialBudget(spec), 25);
   spec.method = Method::kBayes;
+  EXPECT_EQ(TrialBudget(spec), 25);
+  spec.method = Method::kSobol;
   EXPECT_EQ(TrialBudget(spec), 25);
 }
 

@@ -121,7 +121,7 @@ TEST(StoreTest, SchemaIsWalAndVersioned) {
   { auto store = *Store::Open(dir / "s.db"); }
   Db db(dir / "s.db");
   EXPECT_EQ(db.Value("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(db.Value("SELECT MAX(version) FROM schema_version"), "1");
+  EXPECT_EQ(db.Value("SELECT MAX(version) FROM schema_version"), "3");
   EXPECT_EQ(db.Value("SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name IN "
                      "('sweeps','trials','metrics','workers','events')"),
             "5");

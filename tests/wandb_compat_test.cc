@@ -180,10 +180,11 @@ TEST_F(WandbCompatTest, InvalidFilesNameExactlyWhatIsWrong) {
     if (row.number == 20) {
       EXPECT_EQ(std::string(spec.status().message()),
                 PathOf(row) +
-                    ":40:1: arguments: unknown key; expected one of command, "
+                    ":40:1: arguments: unknown key; expected one of command, cost, "
                     "description, early_terminate, entity, max_concurrent, "
-                    "max_retries, max_trials, method, metric, name, "
-                    "parameters, program, project, resources, run_cap, seed");
+                    "max_duration, max_failed_trials, max_retries, "
+                    "max_trials, method, metric, name, parameters, program, "
+                    "project, resources, run_cap, seed, timeout");
     }
   }
 }
@@ -334,19 +335,18 @@ TEST_F(WandbCompatTest, QuantizedLogUniformWithIntegerQDrawsIntegers) {
   }
 }
 
-TEST_F(WandbCompatTest, WarningsNameBayesEarlyTerminationAndIgnoredKeys) {
+TEST_F(WandbCompatTest, WarningsNameIgnoredKeysWhileBayesAndHyperbandRun) {
   const SweepSpec spec = Load(7);
   const std::string path =
       (dir_ / "07-HobbitLong-SupContrast-bayes-hyperband.yaml").string();
-  EXPECT_EQ(
-      spec.warnings,
-      (std::vector<std::string>{
-          path + ":2:1: project: W&B's project; accepted for compatibility "
-                 "and ignored",
-          path + ":3:9: method: bayes runs as random search until TPE "
-                 "(Bayesian search) lands",
-          path + ":7:1: early_terminate: accepted but not applied yet: "
-                 "every trial runs to completion"}));
+  EXPECT_EQ(spec.warnings,
+            (std::vector<std::string>{
+                path + ":2:1: project: W&B's project; accepted for "
+                       "compatibility and ignored"}));
+  EXPECT_EQ(spec.method, Method::kBayes);
+  EXPECT_EQ(spec.early_stop.type, EarlyTerminate::Type::kHyperband);
+  EXPECT_EQ(spec.early_stop.min_iter, 15);
+  EXPECT_EQ(spec.early_stop.eta, 3);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/process.h"
+#include "common/rpc.h"
 #include "common/status_util.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
@@ -76,19 +77,20 @@ std::string Tail(const fs::path& path) {
   return out;
 }
 
-std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) {
+std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout, const RpcSecurity& sec) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  Authorize(ctx.get(), sec);
   return ctx;
 }
 
 // One slot: registers, leases trials one at a time and runs them.
 class Slot {
  public:
-  Slot(const WorkerOptions& o, Lifecycle* life, std::shared_ptr<grpc::Channel> channel,
-       int slot, std::optional<Gpu> gpu)
-      : o_(o), life_(life), stub_(v1::WorkerService::NewStub(channel)), slot_(slot),
-        gpu_(std::move(gpu)) {}
+  Slot(const WorkerOptions& o, const RpcSecurity& sec, Lifecycle* life,
+       std::shared_ptr<grpc::Channel> channel, int slot, std::optional<Gpu> gpu)
+      : o_(o), sec_(sec), life_(life), stub_(v1::WorkerService::NewStub(channel)),
+        slot_(slot), gpu_(std::move(gpu)) {}
 
   void Run() {
     absl::Duration backoff = absl::Milliseconds(200);
@@ -102,7 +104,7 @@ class Slot {
       req.set_worker_id(worker_id_);
       req.set_wait_ms(1000);
       v1::LeaseTrialResponse resp;
-      auto ctx = Context(absl::Milliseconds(req.wait_ms()) + kRpcTimeout);
+      auto ctx = Context(absl::Milliseconds(req.wait_ms()) + kRpcTimeout, sec_);
       grpc::Status st = stub_->LeaseTrial(ctx.get(), req, &resp);
       if (st.error_code() == grpc::StatusCode::NOT_FOUND) {
         spdlog::warn("{}: the scheduler does not know us; registering again", name_);
@@ -140,7 +142,7 @@ class Slot {
       req.mutable_gpu()->set_memory_mib(gpu_->memory_mib);
     }
     v1::RegisterResponse resp;
-    auto ctx = Context(kRpcTimeout);
+    auto ctx = Context(kRpcTimeout, sec_);
     grpc::Status st = stub_->Register(ctx.get(), req, &resp);
     if (!st.ok()) {
       spdlog::warn("cannot register with the scheduler at {}: {}", o_.scheduler,
@@ -177,7 +179,7 @@ class Slot {
   bool SendPending(const v1::TrialAssignment& a, bool* stale, bool* stop) {
     if (pending_.points_size() == 0) return true;
     v1::ReportMetricsResponse resp;
-    auto ctx = Context(kRpcTimeout);
+    auto ctx = Context(kRpcTimeout, sec_);
     grpc::Status st = stub_->ReportMetrics(ctx.get(), pending_, &resp);
     if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
       spdlog::warn("{}: lease on {} is stale: {}", name_, a.trial_id(), st.error_message());
@@ -200,14 +202,24 @@ class Slot {
     }
   }
 
-  // Moves the backlog into a new pending batch when the last one was acknowledged.
+  // Moves up to kMaxBatch points of the backlog into a new pending batch when the
+  // last one was acknowledged (a batch stays well under the server's message limit,
+  // even after a long outage of a chatty trial).
   void PromoteBacklog(const v1::TrialAssignment& a) {
+    constexpr int kMaxBatch = 10000;
     if (pending_.points_size() > 0 || backlog_.empty()) return;
     pending_.set_worker_id(worker_id_);
     pending_.set_trial_id(a.trial_id());
     pending_.set_epoch(a.epoch());
     pending_.set_seq(++seq_);
-    pending_.mutable_points()->Swap(&backlog_);
+    if (backlog_.size() <= kMaxBatch) {
+      pending_.mutable_points()->Swap(&backlog_);
+      return;
+    }
+    auto* points = pending_.mutable_points();
+    points->Reserve(kMaxBatch);
+    for (int i = 0; i < kMaxBatch; ++i) *points->Add() = std::move(backlog_[i]);
+    backlog_.DeleteSubrange(0, kMaxBatch);
   }
 
   void RunTrial(const v1::TrialAssignment& a) {
@@ -321,7 +333,7 @@ class Slot {
     r->set_trial_id(a.trial_id());
     r->set_epoch(a.epoch());
     v1::HeartbeatResponse resp;
-    auto ctx = Context(kRpcTimeout);
+    auto ctx = Context(kRpcTimeout, sec_);
     if (!stub_->Heartbeat(ctx.get(), req, &resp).ok()) return false;
     if (resp.reregister()) {
       spdlog::warn("{}: the scheduler forgot this worker; stopping trial {}", name_,
@@ -338,7 +350,7 @@ class Slot {
     absl::Time give_up = absl::Now() + absl::Seconds(60);
     while (true) {
       v1::FinishTrialResponse resp;
-      auto ctx = Context(kRpcTimeout);
+      auto ctx = Context(kRpcTimeout, sec_);
       grpc::Status st = stub_->FinishTrial(ctx.get(), fin, &resp);
       if (st.ok()) return;
       if (st.error_code() != grpc::StatusCode::UNAVAILABLE &&
@@ -357,6 +369,7 @@ class Slot {
   }
 
   const WorkerOptions& o_;
+  const RpcSecurity& sec_;
   Lifecycle* life_;
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   int slot_;
@@ -407,6 +420,8 @@ int Supervise(const WorkerOptions& o, const std::vector<Gpu>& gpus) {
       so.argv = {SelfExecutable(),
                  "worker",
                  "--scheduler", o.scheduler,
+                 "--token-file", o.token_file,
+                 "--tls-ca", o.tls_ca,
                  "--gpu", absl::StrCat(g.index),
                  "--work-dir", o.work_dir,
                  "--drain-timeout", absl::StrCat(absl::ToInt64Seconds(o.drain_timeout)),
@@ -468,16 +483,21 @@ int RunWorker(const WorkerOptions& o, GpuDiscovery* discovery) {
     slots.assign(o.cpus, std::nullopt);
   }
 
+  absl::StatusOr<RpcSecurity> sec = LoadRpcSecurity(o.token_file, o.tls_ca);
+  if (!sec.ok()) {
+    spdlog::error("{}", std::string(sec.status().message()));
+    return kExitBadInput;
+  }
   Lifecycle life;
   HandleSignals(&life, nullptr);
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  auto channel = grpc::CreateCustomChannel(o.scheduler, grpc::InsecureChannelCredentials(),
-                                           args);
+  auto channel = MakeChannel(o.scheduler, *sec, args);
   std::vector<std::unique_ptr<Slot>> workers;
   std::vector<std::thread> threads;
   for (size_t i = 0; i < slots.size(); ++i) {
-    workers.push_back(std::make_unique<Slot>(o, &life, channel, static_cast<int>(i), slots[i]));
+    workers.push_back(
+        std::make_unique<Slot>(o, *sec, &life, channel, static_cast<int>(i), slots[i]));
   }
   spdlog::info("worker with {} {} slot(s), scheduler {}, work dir {}", slots.size(),
                slots.front() ? "GPU" : "CPU", o.scheduler, o.work_dir);

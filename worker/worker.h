@@ -27,6 +27,8 @@ namespace sweep {
 
 struct WorkerOptions {
   std::string scheduler = "127.0.0.1:50051";
+  std::string token_file;  // the scheduler's shared token (docs/security.md)
+  std::string tls_ca;      // CA of the scheduler's TLS certificate; empty: plaintext
   std::string work_dir = "sweep-runs";  // trial directories go under it
   int gpu = -1;            // --gpu N: one slot pinned to GPU N
   std::string gpus;        // --gpus all|0,2: supervise one process per GPU

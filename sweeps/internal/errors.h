@@ -18,7 +18,9 @@
 
 namespace sweep::spec::internal {
 
-// Returns the message "FILE:LINE:COL: PATH: what".
+// Returns the message "FILE:LINE:COL: PATH: what", as one printable line:
+// control characters and bytes that are not UTF-8 (from keys, values or
+// yaml-cpp's messages) are written as escapes (\n, \t, \xNN).
 std::string FormatMessage(absl::string_view file, Position position,
                           absl::string_view path, absl::string_view what);
 

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
@@ -16,6 +18,7 @@
 #include "nlohmann/json.hpp"
 #include "sweeps/internal/command.h"
 #include "sweeps/internal/errors.h"
+#include "sweeps/internal/sobol.h"
 #include "sweeps/internal/values.h"
 
 namespace sweep::spec::internal {
@@ -25,17 +28,42 @@ using nlohmann::json;
 using Kind = YamlNode::Kind;
 
 // Accepted keys, sorted, as error messages list them.
-constexpr absl::string_view kTopLevelKeys[] = {
-    "command",        "description", "early_terminate", "entity",
-    "max_concurrent", "max_retries", "max_trials",      "method",
-    "metric",         "name",        "parameters",      "program",
-    "project",        "resources",   "run_cap",         "seed"};
+constexpr absl::string_view kTopLevelKeys[] = {"command",
+                                               "cost",
+                                               "description",
+                                               "early_terminate",
+                                               "entity",
+                                               "max_concurrent",
+                                               "max_duration",
+                                               "max_failed_trials",
+                                               "max_retries",
+                                               "max_trials",
+                                               "method",
+                                               "metric",
+                                               "name",
+                                               "parameters",
+                                               "program",
+                                               "project",
+                                               "resources",
+                                               "run_cap",
+                                               "seed",
+                                               "timeout"};
 constexpr absl::string_view kMetricKeys[] = {"goal", "name", "target"};
+constexpr absl::string_view kCostKeys[] = {"currency", "gpu_hour", "kwh"};
 constexpr absl::string_view kParameterKeys[] = {
     "distribution",  "max", "min",   "mu",    "parameters",
     "probabilities", "q",   "sigma", "value", "values"};
 constexpr absl::string_view kEarlyTerminateKeys[] = {
-    "eta", "max_iter", "min_iter", "s", "strict", "type"};
+    "eta",        "grace", "max_iter", "min_iter",
+    "min_trials", "s",     "strict",   "type"};
+// The keys each early_terminate type takes besides `type`, as messages list
+// them.
+constexpr absl::string_view kHyperbandKeys[] = {"min_iter", "max_iter", "s",
+                                                "eta", "strict"};
+constexpr absl::string_view kAshaKeys[] = {"min_iter", "grace", "max_iter",
+                                           "eta"};
+constexpr absl::string_view kMedianKeys[] = {"min_iter", "min_trials"};
+constexpr absl::string_view kMethods = "grid, random, bayes, sobol";
 constexpr absl::string_view kResourcesKeys[] = {"gpus_per_trial"};
 
 constexpr Distribution kDistributions[] = {
@@ -50,6 +78,12 @@ constexpr Distribution kDistributions[] = {
 
 // int_uniform bounds are held in doubles: integers up to 2^53 are exact.
 constexpr int64_t kMaxExactInteger = int64_t{1} << 53;
+
+// The largest early_terminate step: far beyond any real run, small enough that
+// rung arithmetic (min_iter * eta^k) stays exact in a double.
+constexpr int64_t kMaxSteps = int64_t{1} << 50;
+// Hyperband brackets beyond this many are pointless (eta^64 steps).
+constexpr int64_t kMaxBands = 64;
 
 // Which settings a distribution takes.
 enum class Shape { kValue, kValues, kRange, kQRange, kNormal, kQNormal };
@@ -141,6 +175,7 @@ class Parser {
       SWEEP_RETURN_IF_ERROR(ParseEarlyTerminate(*et));
     }
     SWEEP_RETURN_IF_ERROR(ParseLimits(root));
+    if (spec_.method == Method::kSobol) WarnSobolDimensions(root);
     // Warnings in file order.
     std::stable_sort(warnings_.begin(), warnings_.end(),
                      [](const auto& a, const auto& b) {
@@ -255,9 +290,9 @@ class Parser {
   absl::Status ParseMethod(const YamlNode& root) {
     const YamlEntry* entry = root.Find("method");
     if (entry == nullptr) {
-      return Error(root.position, "method",
-                   "required key is missing; expected one of grid, random, "
-                   "bayes");
+      return Error(
+          root.position, "method",
+          absl::StrCat("required key is missing; expected one of ", kMethods));
     }
     SWEEP_ASSIGN_OR_RETURN(const std::string method,
                            ReadString(entry->value, "method"));
@@ -265,6 +300,8 @@ class Parser {
       spec_.method = Method::kGrid;
     } else if (method == "random") {
       spec_.method = Method::kRandom;
+    } else if (method == "sobol") {
+      spec_.method = Method::kSobol;
     } else if (method == "bayes") {
       spec_.method = Method::kBayes;
       if (root.Find("metric") == nullptr) {
@@ -272,14 +309,28 @@ class Parser {
                      "bayes needs a metric to optimize; add metric: with a "
                      "name and a goal");
       }
-      Warn(entry->value.position, "method",
-           "bayes runs as random search until TPE (Bayesian search) lands");
     } else {
       return Error(entry->value.position, "method",
                    absl::StrCat("unknown method ", Quoted(method),
-                                "; expected one of grid, random, bayes"));
+                                "; expected one of ", kMethods));
     }
     return absl::OkStatus();
+  }
+
+  // Sobol' points cover the first kSobolDimensions parameters that are not
+  // constants; the others are drawn at random.
+  void WarnSobolDimensions(const YamlNode& root) {
+    int dimensions = 0;
+    for (const Parameter& param : spec_.parameters) {
+      if (param.distribution == Distribution::kConstant) continue;
+      if (++dimensions == kSobolDimensions + 1) {
+        Warn(root.Find("method")->value.position, "method",
+             absl::StrCat("sobol covers the first ", kSobolDimensions,
+                          " parameters that are not constants; ", param.Name(),
+                          " and the ones after it are drawn at "
+                          "random"));
+      }
+    }
   }
 
   absl::Status ParseMetric(const YamlEntry& entry) {
@@ -681,51 +732,87 @@ class Parser {
     return absl::OkStatus();
   }
 
-  // W&B's hyperband settings, checked and kept as JSON.
+  // early_terminate: W&B's hyperband, or sweep's asha and median; checked, kept
+  // as written (JSON) and typed.
   absl::Status ParseEarlyTerminate(const YamlEntry& entry) {
     const absl::string_view path = "early_terminate";
     const YamlNode& node = entry.value;
-    SWEEP_RETURN_IF_ERROR(
-        ExpectMap(node, path, "a mapping with type: hyperband"));
+    SWEEP_RETURN_IF_ERROR(ExpectMap(
+        node, path, "a mapping with type: hyperband, asha or median"));
     SWEEP_RETURN_IF_ERROR(CheckKeys(node, path, kEarlyTerminateKeys));
     const YamlEntry* type = node.Find("type");
     if (type == nullptr) {
       return Error(node.position, "early_terminate.type",
-                   "required key is missing; expected hyperband");
+                   "required key is missing; expected one of hyperband, asha, "
+                   "median");
     }
     SWEEP_ASSIGN_OR_RETURN(const std::string type_name,
                            ReadString(type->value, "early_terminate.type"));
-    if (type_name != "hyperband") {
+    EarlyTerminate et;
+    absl::Span<const absl::string_view> keys;
+    if (type_name == "hyperband") {
+      et.type = EarlyTerminate::Type::kHyperband;
+      keys = kHyperbandKeys;
+    } else if (type_name == "asha") {
+      et.type = EarlyTerminate::Type::kAsha;
+      keys = kAshaKeys;
+    } else if (type_name == "median") {
+      et.type = EarlyTerminate::Type::kMedian;
+      keys = kMedianKeys;
+      et.min_iter = 1;
+    } else {
       return Error(type->value.position, "early_terminate.type",
                    absl::StrCat("unknown type ", Quoted(type_name),
-                                "; expected hyperband"));
+                                "; expected one of hyperband, asha, median"));
     }
-    std::optional<int64_t> min_iter, max_iter;
-    if (const YamlEntry* e = node.Find("min_iter")) {
+    for (const YamlEntry& setting : node.entries) {
+      if (setting.key == "type") continue;
+      if (std::find(keys.begin(), keys.end(), setting.key) == keys.end()) {
+        return Error(setting.key_position, JoinPath(path, setting.key),
+                     absl::StrCat("does not apply to type ", type_name,
+                                  ", which takes ", ListWithAnd(keys)));
+      }
+    }
+
+    const YamlEntry* min_iter = node.Find("min_iter");
+    const YamlEntry* grace = node.Find("grace");
+    if (min_iter != nullptr && grace != nullptr) {
+      return Error(grace->key_position, "early_terminate.grace",
+                   "is another name for min_iter; give only one of them");
+    }
+    if (const YamlEntry* e = min_iter != nullptr ? min_iter : grace) {
       SWEEP_ASSIGN_OR_RETURN(
-          min_iter, ReadInteger(e->value, "early_terminate.min_iter", 1));
+          et.min_iter,
+          ReadInteger(e->value, JoinPath(path, e->key), 1, kMaxSteps));
     }
     if (const YamlEntry* e = node.Find("max_iter")) {
       SWEEP_ASSIGN_OR_RETURN(
-          max_iter, ReadInteger(e->value, "early_terminate.max_iter", 1));
+          et.max_iter,
+          ReadInteger(e->value, "early_terminate.max_iter", 1, kMaxSteps));
     }
-    if (!min_iter && !max_iter) {
+    if (et.type == EarlyTerminate::Type::kHyperband && et.min_iter == 0 &&
+        et.max_iter == 0) {
       return Error(node.position, path, "hyperband needs min_iter or max_iter");
     }
-    if (min_iter && max_iter && *min_iter > *max_iter) {
+    if (et.type == EarlyTerminate::Type::kAsha && et.min_iter == 0) {
+      return Error(node.position, "early_terminate.min_iter",
+                   "required key is missing; asha needs min_iter (or grace), "
+                   "the step of its first rung");
+    }
+    if (et.min_iter > 0 && et.max_iter > 0 && et.min_iter > et.max_iter) {
       return Error(
           node.position, path,
-          absl::StrCat("min_iter (", *min_iter, ") is greater than max_iter (",
-                       *max_iter, ")"));
+          absl::StrCat("min_iter (", et.min_iter,
+                       ") is greater than max_iter (", et.max_iter, ")"));
     }
     if (const YamlEntry* e = node.Find("s")) {
-      SWEEP_RETURN_IF_ERROR(
-          ReadInteger(e->value, "early_terminate.s", 1).status());
+      SWEEP_ASSIGN_OR_RETURN(
+          et.s, ReadInteger(e->value, "early_terminate.s", 1, kMaxBands));
     }
     if (const YamlEntry* e = node.Find("eta")) {
-      SWEEP_ASSIGN_OR_RETURN(const double eta,
+      SWEEP_ASSIGN_OR_RETURN(et.eta,
                              ReadNumber(e->value, "early_terminate.eta"));
-      if (eta <= 1) {
+      if (et.eta <= 1) {
         return Error(
             e->value.position, "early_terminate.eta",
             absl::StrCat("must be greater than 1, got ", e->value.text));
@@ -739,11 +826,75 @@ class Parser {
             e->value.position, "early_terminate.strict",
             absl::StrCat("expected true or false, got ", Describe(e->value)));
       }
+      et.strict = strict.get<bool>();
+    }
+    if (const YamlEntry* e = node.Find("min_trials")) {
+      SWEEP_ASSIGN_OR_RETURN(
+          et.min_trials,
+          ReadInteger(e->value, "early_terminate.min_trials", 1));
     }
     SWEEP_ASSIGN_OR_RETURN(spec_.early_terminate, ToJson(node, file_, path));
-    Warn(entry.key_position, path,
-         "accepted but not applied yet: every trial runs to completion");
+    spec_.early_stop = et;
     return absl::OkStatus();
+  }
+
+  // A duration in seconds: a number, or a string of <number><unit> parts with
+  // units d, h, m and s, each at most once and largest first ("90s", "1h30m",
+  // "1.5h").
+  absl::StatusOr<double> ReadDuration(const YamlNode& node,
+                                      absl::string_view path) const {
+    SWEEP_ASSIGN_OR_RETURN(const json value, ToJson(node, file_, path));
+    constexpr absl::string_view kExpected =
+        "expected a duration: a number of seconds or a string such as 90s, "
+        "30m, 2h or 1h30m";
+    std::optional<double> seconds;
+    if (value.is_number()) {
+      seconds = value.get<double>();
+    } else if (value.is_string()) {
+      seconds = ParseDurationText(node.text);
+    }
+    if (!seconds || !std::isfinite(*seconds)) {
+      return Error(node.position, path,
+                   absl::StrCat(kExpected, ", got ", Describe(node)));
+    }
+    if (*seconds <= 0) {
+      return Error(
+          node.position, path,
+          absl::StrCat("must be longer than 0 seconds, got ", Describe(node)));
+    }
+    return *seconds;
+  }
+
+  // "1h30m" -> 5400; nullopt when `text` is not such a string.
+  static std::optional<double> ParseDurationText(absl::string_view text) {
+    constexpr std::pair<char, double> kUnits[] = {
+        {'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+    if (text.empty()) return std::nullopt;
+    size_t next_unit = 0;  // units come largest first, each at most once
+    double total = 0;
+    size_t i = 0;
+    while (i < text.size()) {
+      const size_t start = i;
+      while (i < text.size() &&
+             (absl::ascii_isdigit(text[i]) || text[i] == '.')) {
+        ++i;
+      }
+      const absl::string_view number = text.substr(start, i - start);
+      if (number.empty() || i == text.size() || number.front() == '.' ||
+          number.back() == '.' ||
+          std::count(number.begin(), number.end(), '.') > 1) {
+        return std::nullopt;
+      }
+      size_t unit = next_unit;
+      while (unit < std::size(kUnits) && kUnits[unit].first != text[i]) ++unit;
+      if (unit == std::size(kUnits)) return std::nullopt;
+      next_unit = unit + 1;
+      ++i;
+      double amount = 0;
+      if (!absl::SimpleAtod(number, &amount)) return std::nullopt;
+      total += amount * kUnits[unit].second;
+    }
+    return total;
   }
 
   absl::Status ParseLimits(const YamlNode& root) {
@@ -767,8 +918,40 @@ class Parser {
       SWEEP_ASSIGN_OR_RETURN(spec_.max_retries,
                              ReadInteger(e->value, "max_retries", 0, kIntMax));
     }
+    if (const YamlEntry* e = root.Find("max_failed_trials")) {
+      SWEEP_ASSIGN_OR_RETURN(spec_.max_failed_trials,
+                             ReadInteger(e->value, "max_failed_trials", 1));
+    }
+    if (const YamlEntry* e = root.Find("max_duration")) {
+      SWEEP_ASSIGN_OR_RETURN(spec_.max_duration_seconds,
+                             ReadDuration(e->value, "max_duration"));
+    }
+    if (const YamlEntry* e = root.Find("timeout")) {
+      SWEEP_ASSIGN_OR_RETURN(spec_.trial_timeout_seconds,
+                             ReadDuration(e->value, "timeout"));
+    }
     if (const YamlEntry* e = root.Find("seed")) {
       SWEEP_ASSIGN_OR_RETURN(spec_.seed, ReadInteger(e->value, "seed", 0));
+    }
+    if (const YamlEntry* e = root.Find("cost")) {
+      SWEEP_RETURN_IF_ERROR(
+          ExpectMap(e->value, "cost", "a mapping with gpu_hour, kwh and currency"));
+      SWEEP_RETURN_IF_ERROR(CheckKeys(e->value, "cost", kCostKeys));
+      Cost cost;
+      for (auto [key, field] : {std::pair{"gpu_hour", &cost.gpu_hour},
+                                std::pair{"kwh", &cost.kwh}}) {
+        const YamlEntry* v = e->value.Find(key);
+        if (v == nullptr) continue;
+        std::string path = absl::StrCat("cost.", key);
+        SWEEP_ASSIGN_OR_RETURN(*field, ReadNumber(v->value, path));
+        if (*field < 0) {
+          return Error(v->value.position, path, "must not be negative");
+        }
+      }
+      if (const YamlEntry* v = e->value.Find("currency")) {
+        SWEEP_ASSIGN_OR_RETURN(cost.currency, ReadString(v->value, "cost.currency"));
+      }
+      spec_.cost = cost;
     }
     if (const YamlEntry* e = root.Find("resources")) {
       SWEEP_RETURN_IF_ERROR(

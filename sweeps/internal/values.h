@@ -18,6 +18,7 @@
 #ifndef SWEEP_SWEEPS_INTERNAL_VALUES_H_
 #define SWEEP_SWEEPS_INTERNAL_VALUES_H_
 
+#include <cstddef>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -38,6 +39,11 @@ absl::StatusOr<nlohmann::json> ToJson(const YamlNode& node,
 // Returns `text` JSON-quoted for a message ("abc" with its quotes); invalid
 // UTF-8 is replaced by U+FFFD.
 std::string Quoted(absl::string_view text);
+
+// Returns the offset of the first byte of `text` that is not part of valid
+// UTF-8 (overlong forms, surrogates and code points beyond U+10FFFF count as
+// invalid), or npos when all of it is valid.
+size_t FirstInvalidUtf8(absl::string_view text);
 
 // Returns how `node` reads in a message after "got ": a string JSON-quoted
 // (`"abc"`), another scalar as written (`1.5`, `True`), `null`, `a list` or

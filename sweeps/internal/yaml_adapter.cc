@@ -1,12 +1,18 @@
 #include "sweeps/internal/yaml_adapter.h"
 
+#include <optional>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/status_util.h"
 #include "sweeps/internal/errors.h"
+#include "sweeps/internal/values.h"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace sweep::spec::internal {
@@ -15,6 +21,108 @@ namespace {
 Position PositionOf(const YAML::Mark& mark) {
   if (mark.is_null()) return Position{};
   return Position{mark.line + 1, mark.column + 1};
+}
+
+// Where byte `offset` of `text` is, 1-based, columns counted in bytes.
+Position PositionOfOffset(absl::string_view text, size_t offset) {
+  Position p{1, 1};
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++p.line;
+      p.column = 1;
+    } else {
+      ++p.column;
+    }
+  }
+  return p;
+}
+
+// Every key and scalar of a spec ends up in JSON (parameters, the database)
+// or in a trial's argv, so it must be valid UTF-8 (escapes such as "\udc80"
+// can make it invalid after parsing) and free of NUL characters (which
+// execve would cut an argument at). Returns what is wrong with `text`, or "".
+std::string CheckText(absl::string_view text) {
+  if (const size_t bad = FirstInvalidUtf8(text);
+      bad != absl::string_view::npos) {
+    return absl::StrCat(
+        "is not valid UTF-8 (byte 0x",
+        absl::Hex(static_cast<unsigned char>(text[bad]), absl::kZeroPad2),
+        " at offset ", bad,
+        "); escapes such as \\udc80 must form whole characters");
+  }
+  if (text.find('\0') != absl::string_view::npos) {
+    return "contains a NUL character (\\0), which a command line cannot hold";
+  }
+  return "";
+}
+
+// Sees the events of one document: where it starts and whether it is anything
+// but a lone null.
+class DocumentProbe final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {
+    first_ = YAML::Mark::null_mark();
+    events_ = 0;
+    only_null_ = true;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Saw(mark, true); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Saw(mark, false); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Saw(mark, false);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Saw(mark, false);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Saw(mark, false);
+  }
+  void OnMapEnd() override {}
+
+  const YAML::Mark& first() const { return first_; }
+  bool only_null() const { return only_null_; }
+
+ private:
+  void Saw(const YAML::Mark& mark, bool is_null) {
+    if (events_++ == 0) first_ = mark;
+    only_null_ = only_null_ && is_null && events_ == 1;
+  }
+
+  YAML::Mark first_ = YAML::Mark::null_mark();
+  int events_ = 0;
+  bool only_null_ = true;
+};
+
+// Returns how many documents `text` holds, counting up to kMaxDocuments. yaml-cpp 0.7
+// (Debian 12) never ends YAML::LoadAll on a stray ',' (",", "- a\n, b": its
+// issue #1040): each call makes an empty document at the same place without
+// consuming anything. That is reported as a syntax error here, and at most
+// kMaxDocuments documents are looked at, so this always ends.
+absl::StatusOr<int> CountDocuments(const std::string& text,
+                                   absl::string_view file_name) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentProbe probe;
+  int documents = 0;
+  std::optional<YAML::Mark> last_empty;
+  constexpr int kMaxDocuments = 100;
+  while (documents < kMaxDocuments && parser.HandleNextDocument(probe)) {
+    if (probe.only_null()) {
+      const YAML::Mark& at = probe.first();
+      if (last_empty && last_empty->pos == at.pos) {
+        return SpecError(file_name, PositionOf(at), "",
+                         "invalid YAML: unexpected character here (a ',' "
+                         "outside [...] or {...}?)");
+      }
+      last_empty = at;
+    }
+    ++documents;
+  }
+  return documents;
 }
 
 // Copies a yaml-cpp tree into YamlNode values. yaml-cpp may throw from any
@@ -63,6 +171,10 @@ class Converter {
       case YAML::NodeType::Scalar:
         out.kind = YamlNode::Kind::kScalar;
         out.text = in.Scalar();
+        if (std::string problem = CheckText(out.text); !problem.empty()) {
+          return SpecError(file_name_, out.position, path,
+                           absl::StrCat("the value ", problem));
+        }
         return absl::OkStatus();
       case YAML::NodeType::Sequence: {
         out.kind = YamlNode::Kind::kSequence;
@@ -105,6 +217,10 @@ class Converter {
                        "expected a plain string as a key");
     }
     const std::string& name = key.Scalar();
+    if (std::string problem = CheckText(name); !problem.empty()) {
+      return SpecError(file_name_, key_position, path,
+                       absl::StrCat("a key ", problem));
+    }
     const std::string entry_path = JoinPath(path, name);
     if (const auto [first, inserted] =
             key_lines.emplace(name, key_position.line);
@@ -145,22 +261,39 @@ absl::StatusOr<YamlNode> ParseYaml(absl::string_view text,
                                    absl::string_view file_name) {
   YamlNode root;
   root.position = Position{1, 1};
+  if (const size_t bad = FirstInvalidUtf8(text);
+      bad != absl::string_view::npos) {
+    return SpecError(
+        file_name, PositionOfOffset(text, bad), "",
+        absl::StrCat(
+            "the file is not UTF-8 text (byte 0x",
+            absl::Hex(static_cast<unsigned char>(text[bad]), absl::kZeroPad2),
+            "); save it as UTF-8"));
+  }
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
-    if (documents.empty()) return root;
-    if (documents.size() > 1) {
-      return SpecError(file_name, PositionOf(documents[1].Mark()), "",
-                       absl::StrCat("expected one YAML document, found ",
-                                    documents.size(), " (separated by ---)"));
+    // Not YAML::LoadAll, which may never return (see CountDocuments).
+    const std::string yaml(text);
+    SWEEP_ASSIGN_OR_RETURN(const int documents, CountDocuments(yaml, file_name));
+    if (documents == 0) return root;
+    if (documents > 1) {
+      std::istringstream in(yaml);
+      YAML::Parser parser(in);
+      DocumentProbe probe;
+      parser.HandleNextDocument(probe);
+      parser.HandleNextDocument(probe);
+      return SpecError(file_name, PositionOf(probe.first()), "",
+                       absl::StrCat("expected one YAML document, found ", documents,
+                                    " (separated by ---)"));
     }
+    const YAML::Node document = YAML::Load(yaml);
     Converter converter(file_name);
-    if (absl::Status s = converter.Convert(documents[0], "", 0, root);
-        !s.ok()) {
+    if (absl::Status s = converter.Convert(document, "", 0, root); !s.ok()) {
       return s;
     }
   } catch (const YAML::Exception& e) {
-    return SpecError(file_name, PositionOf(e.mark), "",
-                     absl::StrCat("invalid YAML: ", e.msg));
+    Position at = PositionOf(e.mark);
+    if (at.line == 0) at = Position{1, 1};  // every message has a position
+    return SpecError(file_name, at, "", absl::StrCat("invalid YAML: ", e.msg));
   }
   return root;
 }

@@ -56,7 +56,9 @@ struct YamlEntry {
 // Parses `text` (one YAML document; UTF-8, LF or CRLF line endings).
 // Returns the root node: kind kNull at 1:1 when the text holds no document
 // (empty, or only comments). Returns InvalidArgument "FILE:LINE:COL: KEY.PATH:
-// what" (the path omitted where there is none) for a YAML syntax error (with
+// what" (the path omitted where there is none) for text that is not UTF-8, a
+// key or scalar that is not valid UTF-8 once its escapes are applied or that
+// holds a NUL character, a YAML syntax error (with
 // yaml-cpp's message), more than one document, a map key that is not a scalar,
 // a duplicate key, an alias inside the node it refers to, or a tree beyond
 // kMaxNodes / kMaxDepth.

@@ -1,0 +1,108 @@
+#include "common/rpc.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "spdlog/spdlog.h"
+
+namespace sweep {
+namespace {
+
+constexpr char kAuthKey[] = "authorization";
+constexpr char kBearer[] = "Bearer ";
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(std::string(what), ": cannot read ", path));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text(absl::StripAsciiWhitespace(ss.str()));
+  if (text.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(std::string(what), ": ", path, " is empty"));
+  }
+  return text;
+}
+
+absl::StatusOr<RpcSecurity> LoadRpcSecurity(const std::string& token_file,
+                                            const std::string& tls_ca_file) {
+  RpcSecurity sec;
+  if (!token_file.empty()) {
+    absl::StatusOr<std::string> t = ReadSecretFile(token_file, "--token-file");
+    if (!t.ok()) return t.status();
+    sec.token = *t;
+  }
+  if (!tls_ca_file.empty()) {
+    absl::StatusOr<std::string> ca = ReadSecretFile(tls_ca_file, "--tls-ca");
+    if (!ca.ok()) return ca.status();
+    sec.tls_ca = *ca + "\n";
+  }
+  return sec;
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const RpcSecurity& sec,
+                                           const grpc::ChannelArguments& args) {
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (sec.tls_ca.empty()) {
+    creds = grpc::InsecureChannelCredentials();
+  } else {
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = sec.tls_ca;
+    creds = grpc::SslCredentials(o);
+  }
+  grpc::ChannelArguments with_limits = args;
+  // Listings of large sweeps exceed gRPC's default 4 MB reply limit.
+  with_limits.SetMaxReceiveMessageSize(-1);
+  return grpc::CreateCustomChannel(address, creds, with_limits);
+}
+
+void Authorize(grpc::ClientContext* ctx, const RpcSecurity& sec) {
+  if (!sec.token.empty()) ctx->AddMetadata(kAuthKey, absl::StrCat(kBearer, sec.token));
+}
+
+grpc::Status CheckToken(const grpc::ServerContext* ctx, const std::string& expected) {
+  if (expected.empty()) return grpc::Status::OK;
+  const auto& md = ctx->client_metadata();
+  auto it = md.find(kAuthKey);
+  std::string_view presented;
+  if (it != md.end()) presented = std::string_view(it->second.data(), it->second.size());
+  std::string want = absl::StrCat(kBearer, expected);
+  if (it != md.end() && ConstantTimeEquals(presented, want)) return grpc::Status::OK;
+  spdlog::warn("refused a call from {}: {}", ctx->peer(),
+               it == md.end() ? "no token" : "wrong token");
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                      it == md.end() ? "this scheduler requires a token: pass --token-file "
+                                       "(or set SWEEP_TOKEN_FILE)"
+                                     : "wrong token");
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+bool IsLoopbackAddress(std::string_view host_port) {
+  std::string_view host = host_port;
+  if (host.starts_with("ipv4:")) host.remove_prefix(5);
+  if (host.starts_with("[")) {
+    size_t end = host.find(']');
+    host = host.substr(1, end == std::string_view::npos ? host.size() : end - 1);
+  } else if (size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
+}  // namespace sweep

@@ -1,0 +1,56 @@
+// Connecting to the scheduler's gRPC services, and checking who connects.
+//
+// Clients (workers, the CLI) dial with a channel that is TLS when a CA is given and
+// plaintext otherwise, and send the shared token, when there is one, as
+// `authorization: Bearer TOKEN` metadata on every call. The scheduler accepts a call
+// only when its token matches (constant-time comparison). See docs/security.md.
+//
+// Thread safety: all functions are thread-safe; RpcSecurity is a plain value.
+#ifndef SWEEP_COMMON_RPC_H_
+#define SWEEP_COMMON_RPC_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/grpcpp.h"
+
+namespace sweep {
+
+struct RpcSecurity {
+  std::string token;   // the shared token; empty: send none
+  std::string tls_ca;  // PEM of the CA that signed the scheduler's certificate;
+                       // empty: plaintext
+};
+
+// Reads a secret (token) or PEM file: its contents with surrounding whitespace
+// trimmed. NotFound when it cannot be read, InvalidArgument when it is empty.
+// `what` names the flag in messages ("--token-file").
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path, std::string_view what);
+
+// Builds RpcSecurity from the paths of a token file and a CA file (either may be
+// empty). Errors as ReadSecretFile.
+absl::StatusOr<RpcSecurity> LoadRpcSecurity(const std::string& token_file,
+                                            const std::string& tls_ca_file);
+
+// A channel to `address` with TLS when `sec.tls_ca` is set.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const RpcSecurity& sec,
+                                           const grpc::ChannelArguments& args = {});
+
+// Adds the token (if any) to an outgoing call.
+void Authorize(grpc::ClientContext* ctx, const RpcSecurity& sec);
+
+// Returns OK when `expected` is empty (no token required) or the call carries it;
+// UNAUTHENTICATED otherwise.
+grpc::Status CheckToken(const grpc::ServerContext* ctx, const std::string& expected);
+
+// Compares in time that depends only on the lengths.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+// True for addresses only this machine can reach: 127.0.0.0/8, [::1], localhost.
+bool IsLoopbackAddress(std::string_view host_port);
+
+}  // namespace sweep
+
+#endif  // SWEEP_COMMON_RPC_H_
