@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -37,7 +39,8 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
   return out;
 }
 
-// Only async-signal-safe calls between fork and exec. On failure the child writes
+// Runs in the child, which shares our memory until it execs (CLONE_VM |
+// CLONE_VFORK): only async-signal-safe calls, no allocation. On failure the child writes
 // errno and a step number to `err_fd` and exits 127.
 [[noreturn]] void ChildAfterFork(const SpawnOptions& o, char** argv, char** envp,
                                  pid_t parent, int err_fd) {
@@ -107,16 +110,50 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(const SpawnOptions& o) {
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   }
   pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
+  // clone(CLONE_VM | CLONE_VFORK), as posix_spawn does, instead of fork(): no
+  // page-table copy and no copy-on-write faults in a big multi-threaded parent (fork
+  // was the largest single cost of dispatch, docs/BENCHMARKS.md). The child runs on
+  // its own stack with every signal blocked until it has reset the handlers, then
+  // execs; this thread resumes once the child exec'd or exited.
+  struct Args {
+    const SpawnOptions* o; char** argv; char** envp; pid_t parent; int rd, wr;
+  } args{&o, argv.data(), envp.data(), parent, pipefd[0], pipefd[1]};
+  constexpr size_t kStack = 256 * 1024;
+  void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
     int e = errno;
     close(pipefd[0]);
     close(pipefd[1]);
-    return absl::InternalError(absl::StrCat("fork: ", strerror(e)));
+    return absl::InternalError(absl::StrCat("mmap: ", strerror(e)));
   }
-  if (pid == 0) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = clone(
+      [](void* p) -> int {
+        Args* a = static_cast<Args*>(p);
+        // Handlers are the parent's code: reset them before any signal is let in.
+        for (int sig = 1; sig < NSIG; ++sig) {
+          struct sigaction sa {};
+          if (sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler != SIG_IGN &&
+              sa.sa_handler != SIG_DFL) {
+            sa.sa_handler = SIG_DFL;
+            sa.sa_flags = 0;
+            sigaction(sig, &sa, nullptr);
+          }
+        }
+        close(a->rd);
+        ChildAfterFork(*a->o, a->argv, a->envp, a->parent, a->wr);
+      },
+      static_cast<char*>(stack) + kStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  munmap(stack, kStack);
+  if (pid < 0) {
     close(pipefd[0]);
-    ChildAfterFork(o, argv.data(), envp.data(), parent, pipefd[1]);
+    close(pipefd[1]);
+    return absl::InternalError(absl::StrCat("clone: ", strerror(clone_errno)));
   }
   close(pipefd[1]);
   // Set the group from the parent too, so that signalling the group right after
