@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "common/ids.h"
 #include "common/status_util.h"
+#include "common/utf8.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 #include "sweeps/sampler.h"
@@ -19,37 +20,9 @@ namespace {
 
 bool Better(double a, double b, bool maximize) { return maximize ? a > b : a < b; }
 
-// Whether `s` is valid UTF-8 (no overlong forms, surrogates or code points
-// beyond U+10FFFF) without NUL characters.
+// Whether `s` is valid UTF-8 without NUL characters.
 bool IsCleanUtf8(const std::string& s) {
-  const auto* b = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  for (size_t i = 0; i < n;) {
-    const unsigned char c = b[i];
-    if (c == 0) return false;
-    if (c < 0x80) { ++i; continue; }
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return false;
-    }
-    if (i + len > n || b[i + 1] < lo || b[i + 1] > hi) return false;
-    for (size_t k = 2; k < len; ++k) {
-      if (b[i + k] < 0x80 || b[i + k] > 0xBF) return false;
-    }
-    i += len;
-  }
-  return true;
+  return s.find('\0') == std::string::npos && FirstInvalidUtf8(s) == std::string::npos;
 }
 
 // Every point of a report must be storable and comparable: a name that is

@@ -25,6 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 #include "sweeps/internal/yaml_adapter.h"
+#include "common/utf8.h"
 
 namespace sweep::spec::internal {
 
@@ -43,7 +44,9 @@ std::string Quoted(absl::string_view text);
 // Returns the offset of the first byte of `text` that is not part of valid
 // UTF-8 (overlong forms, surrogates and code points beyond U+10FFFF count as
 // invalid), or npos when all of it is valid.
-size_t FirstInvalidUtf8(absl::string_view text);
+inline size_t FirstInvalidUtf8(absl::string_view text) {
+  return sweep::FirstInvalidUtf8(std::string_view(text.data(), text.size()));
+}
 
 // Returns how `node` reads in a message after "got ": a string JSON-quoted
 // (`"abc"`), another scalar as written (`1.5`, `True`), `null`, `a list` or

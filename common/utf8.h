@@ -1,0 +1,18 @@
+// UTF-8 validation, for text that must round-trip through JSON and protobuf.
+// Thread-safe (pure).
+#ifndef SWEEP_COMMON_UTF8_H_
+#define SWEEP_COMMON_UTF8_H_
+
+#include <cstddef>
+#include <string_view>
+
+namespace sweep {
+
+// Returns the offset of the first byte of `text` that is not part of valid UTF-8
+// (overlong forms, surrogates and code points beyond U+10FFFF count as invalid), or
+// std::string_view::npos when all of it is valid.
+size_t FirstInvalidUtf8(std::string_view text);
+
+}  // namespace sweep
+
+#endif  // SWEEP_COMMON_UTF8_H_
