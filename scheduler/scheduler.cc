@@ -715,6 +715,18 @@ absl::StatusOr<v1::SweepSummary> Scheduler::Summarize(const SweepRow& stored) {
   return s;
 }
 
+Scheduler::SlotCount Scheduler::CountSlots(const SweepState& s) const {
+  SlotCount c;
+  for (const auto& [id, w] : workers_) {
+    if (w.row.state == "lost" || w.row.state == "draining") continue;
+    if (s.spec.resources.gpus_per_trial > 0 && !w.row.has_gpu) continue;
+    ++c.eligible;
+    c.idle += w.row.state == "idle";
+    c.gpu += w.row.has_gpu;
+  }
+  return c;
+}
+
 void Scheduler::AddEstimate(const SweepState& s, v1::SweepSummary& out) {
   EstimateInput in;
   in.ended = s.durations;
@@ -734,16 +746,11 @@ void Scheduler::AddEstimate(const SweepState& s, v1::SweepSummary& out) {
   bool more = s.launch_stopped.empty();
   in.unbounded = more && s.row.budget < 0;
   if (more && s.row.budget >= 0) in.unstarted += s.row.budget - s.row.next_index;
-  int eligible = 0, gpu_slots = 0;
-  for (const auto& [id, w] : workers_) {
-    if (w.row.state == "lost" || w.row.state == "draining") continue;
-    if (s.spec.resources.gpus_per_trial > 0 && !w.row.has_gpu) continue;
-    ++eligible;
-    gpu_slots += w.row.has_gpu;
-  }
-  in.slots = std::max(1, s.spec.max_concurrent > 0 ? std::min(eligible, s.spec.max_concurrent)
-                                                   : eligible);
-  in.gpus_per_trial = gpu_slots > 0 ? std::max(1, s.spec.resources.gpus_per_trial) : 0;
+  SlotCount slots = CountSlots(s);
+  in.slots = std::max(1, s.spec.max_concurrent > 0
+                             ? std::min(slots.eligible, s.spec.max_concurrent)
+                             : slots.eligible);
+  in.gpus_per_trial = slots.gpu > 0 ? std::max(1, s.spec.resources.gpus_per_trial) : 0;
   Estimate e = EstimateSweep(in);
   out.set_has_estimate(e.known);
   out.set_estimate_basis(e.basis);
@@ -766,13 +773,7 @@ std::string Scheduler::WaitingReason(const SweepState& s) {
   if (s.spec.max_concurrent > 0 && s.running >= s.spec.max_concurrent) {
     return absl::StrCat("max_concurrent (", s.spec.max_concurrent, ") reached");
   }
-  int eligible = 0, free = 0;
-  for (const auto& [id, w] : workers_) {
-    if (w.row.state == "lost" || w.row.state == "draining") continue;
-    if (s.spec.resources.gpus_per_trial > 0 && !w.row.has_gpu) continue;
-    ++eligible;
-    if (w.row.state == "idle") ++free;
-  }
+  auto [eligible, free, gpu] = CountSlots(s);
   if (eligible == 0) {
     return s.spec.resources.gpus_per_trial > 0
                ? absl::StrCat("needs a GPU slot (resources.gpus_per_trial: ",

@@ -153,6 +153,12 @@ class Scheduler {
   // The parameters of trial `index` of `s`, from its search method.
   nlohmann::json NextParams(const SweepState& s, int64_t index)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The connected worker slots (neither lost nor draining) that can run trials of
+  // `s`: all of them, the idle ones, the GPU ones.
+  struct SlotCount {
+    int eligible = 0, idle = 0, gpu = 0;
+  };
+  SlotCount CountSlots(const SweepState& s) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fills the estimate fields of `out` for a running sweep.
   void AddEstimate(const SweepState& s, v1::SweepSummary& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
