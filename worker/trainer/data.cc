@@ -141,7 +141,192 @@ absl::StatusOr<Split> LoadIdxPair(const std::string& dir,
   return out;
 }
 
+// The split sizes LoadData makes of `n` training-file samples: the last
+// val_fraction held out, the rest (at most train_limit) trained on.
+struct SplitSizes {
+  int64_t train = 0, val = 0;
+};
+
+absl::StatusOr<SplitSizes> SizesOf(int64_t n, const DataOptions& o) {
+  int64_t n_val = static_cast<int64_t>(std::llround(n * o.val_fraction));
+  if (n_val < 1 || n - n_val < 1) {
+    return absl::DataLossError(absl::StrCat(
+        "data in ", o.data_dir, ": ", n,
+        " training samples are too few for val_fraction ", o.val_fraction));
+  }
+  SplitSizes s{.train = n - n_val, .val = n_val};
+  if (o.train_limit > 0) s.train = std::min(s.train, o.train_limit);
+  return s;
+}
+
+absl::StatusOr<int64_t> ClassesOf(int64_t max_label, const DataOptions& o) {
+  if (max_label + 1 < 2) {
+    return absl::DataLossError(
+        absl::StrCat("data in ", o.data_dir,
+                     ": labels hold a single class; need at least 2"));
+  }
+  return max_label + 1;
+}
+
+// Reads the header of an IDX file (gzipped or not): its dimensions.
+absl::StatusOr<std::vector<int64_t>> ReadIdxDims(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr)
+    return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  uint8_t head[4 + 4 * 4];
+  int n = gzread(f, head, 4);
+  int ndims = n == 4 ? head[3] : 0;
+  bool ok = n == 4 && head[0] == 0 && head[1] == 0 && head[2] == 0x08 &&
+            ndims >= 1 && ndims <= 4 &&
+            gzread(f, head + 4, 4 * ndims) == 4 * ndims;
+  gzclose(f);
+  if (!ok) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": not an IDX file of unsigned bytes (bad header)"));
+  }
+  std::vector<int64_t> dims;
+  for (int d = 0; d < ndims; ++d) {
+    const uint8_t* b = head + 4 + 4 * d;
+    dims.push_back((int64_t{b[0]} << 24) | (int64_t{b[1]} << 16) |
+                   (int64_t{b[2]} << 8) | b[3]);
+  }
+  return dims;
+}
+
+// One IDX pair's sample count and image shape, and the largest label.
+absl::Status IdxPairShape(const std::string& dir, const std::string& prefix,
+                          int64_t* count, std::vector<int64_t>* shape,
+                          int64_t* max_label) {
+  SWEEP_ASSIGN_OR_RETURN(std::string images_path,
+                         FindIdx(dir, prefix + "-images-idx3-ubyte"));
+  SWEEP_ASSIGN_OR_RETURN(std::string labels_path,
+                         FindIdx(dir, prefix + "-labels-idx1-ubyte"));
+  SWEEP_ASSIGN_OR_RETURN(std::vector<int64_t> dims, ReadIdxDims(images_path));
+  SWEEP_ASSIGN_OR_RETURN(IdxArray labels, ReadIdx(labels_path));
+  if (dims.size() != 3) {
+    return absl::DataLossError(
+        absl::StrCat(images_path,
+                     ": expected 3 dimensions (count, rows, "
+                     "columns), got ",
+                     dims.size()));
+  }
+  if (labels.dims.size() != 1) {
+    return absl::DataLossError(absl::StrCat(
+        labels_path, ": expected 1 dimension, got ", labels.dims.size()));
+  }
+  if (dims[0] != labels.dims[0]) {
+    return absl::DataLossError(
+        absl::StrCat(images_path, " holds ", dims[0], " images but ",
+                     labels_path, " holds ", labels.dims[0], " labels"));
+  }
+  std::vector<int64_t> s = {1, dims[1], dims[2]};
+  if (!shape->empty() && *shape != s) {
+    return absl::DataLossError(absl::StrCat(images_path, ": images are ", s[1],
+                                            "x", s[2],
+                                            ", unlike the training images"));
+  }
+  *shape = s;
+  *count = dims[0];
+  for (uint8_t l : labels.bytes) *max_label = std::max<int64_t>(*max_label, l);
+  return absl::OkStatus();
+}
+
+// One CSV file's row count, feature count and largest label, checked as
+// ReadCsv checks the label column and the column count (feature cells are not
+// parsed).
+absl::Status CsvShape(const std::string& path, int64_t* rows, int64_t* features,
+                      int64_t* max_label) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+  }
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::string line;
+  int64_t line_no = 0, columns = -1;
+  *rows = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    absl::string_view text = absl::StripAsciiWhitespace(line);
+    if (text.empty()) continue;
+    int64_t cells = 1 + std::count(text.begin(), text.end(), ',');
+    absl::string_view first = text.substr(0, text.find(','));
+    double label;
+    bool numeric = absl::SimpleAtod(absl::StripAsciiWhitespace(first), &label);
+    if (!numeric && columns < 0 && *rows == 0) {  // a header row
+      columns = cells;
+      continue;
+    }
+    if (columns < 0) columns = cells;
+    if (cells != columns || columns < 2) {
+      return absl::DataLossError(
+          absl::StrCat(path, ":", line_no, ": expected ", columns,
+                       " columns (label, then features), got ", cells));
+    }
+    if (!numeric || label < 0 || label != std::floor(label) || label > 1e6) {
+      return absl::DataLossError(absl::StrCat(
+          path, ":", line_no,
+          ": column 1: the label must be an integer >= 0, got '", first, "'"));
+    }
+    *max_label = std::max(*max_label, static_cast<int64_t>(label));
+    ++*rows;
+  }
+  if (*rows == 0)
+    return absl::DataLossError(absl::StrCat(path, ": no data rows"));
+  if (*features >= 0 && *features != columns - 1) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": rows have ", columns - 1,
+                     " features, unlike the training file's ", *features));
+  }
+  *features = columns - 1;
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+int64_t DataShape::features() const {
+  int64_t n = 1;
+  for (int64_t d : sample_shape) n *= d;
+  return n;
+}
+
+absl::StatusOr<DataShape> ReadDataShape(const DataOptions& o) {
+  DataShape shape;
+  int64_t n = 0, max_label = 0;
+  shape.source = "files";
+  if (o.dataset == "csv") {
+    int64_t features = -1;
+    SWEEP_RETURN_IF_ERROR(
+        CsvShape((fs::path(o.data_dir) / "train.csv").string(), &n, &features,
+                 &max_label));
+    SWEEP_RETURN_IF_ERROR(CsvShape((fs::path(o.data_dir) / "test.csv").string(),
+                                   &shape.test, &features, &max_label));
+    shape.sample_shape = {features};
+  } else {
+    shape.images = true;
+    absl::Status st =
+        IdxPairShape(o.data_dir, "train", &n, &shape.sample_shape, &max_label);
+    if (st.ok()) {
+      st = IdxPairShape(o.data_dir, "t10k", &shape.test, &shape.sample_shape,
+                        &max_label);
+    }
+    if (absl::IsNotFound(st) &&
+        (o.dataset == "fashion-mnist" || o.dataset == "mnist")) {
+      n = 60000;  // the published shape of both
+      shape.test = 10000;
+      shape.sample_shape = {1, 28, 28};
+      max_label = 9;
+      shape.source = "known";
+    } else if (!st.ok()) {
+      return st;
+    }
+  }
+  SWEEP_ASSIGN_OR_RETURN(shape.num_classes, ClassesOf(max_label, o));
+  SWEEP_ASSIGN_OR_RETURN(SplitSizes sizes, SizesOf(n, o));
+  shape.train = sizes.train;
+  shape.val = sizes.val;
+  return shape;
+}
 
 int64_t Data::features() const {
   int64_t n = 1;
@@ -271,25 +456,14 @@ absl::StatusOr<Data> LoadData(const DataOptions& o) {
   int64_t max_label = 0;
   for (int64_t l : full_train.y) max_label = std::max(max_label, l);
   for (int64_t l : data.test.y) max_label = std::max(max_label, l);
-  data.num_classes = max_label + 1;
-  if (data.num_classes < 2) {
-    return absl::DataLossError(
-        absl::StrCat("data in ", o.data_dir,
-                     ": labels hold a single class; need at least 2"));
-  }
+  SWEEP_ASSIGN_OR_RETURN(data.num_classes, ClassesOf(max_label, o));
 
   int64_t n = full_train.size();
-  int64_t n_val = static_cast<int64_t>(std::llround(n * o.val_fraction));
-  if (n_val < 1 || n - n_val < 1) {
-    return absl::DataLossError(absl::StrCat(
-        "data in ", o.data_dir, ": ", n,
-        " training samples are too few for val_fraction ", o.val_fraction));
-  }
+  SWEEP_ASSIGN_OR_RETURN(SplitSizes sizes, SizesOf(n, o));
   int64_t features = data.features();
   std::vector<int64_t> perm = Permutation(n, kSplitSeed);
-  int64_t n_train = n - n_val;
-  data.val = Take(full_train, perm, n_train, n, features);
-  if (o.train_limit > 0) n_train = std::min(n_train, o.train_limit);
+  data.val = Take(full_train, perm, n - sizes.val, n, features);
+  int64_t n_train = sizes.train;
   data.train = Take(full_train, perm, 0, n_train, features);
 
   // Normalize with statistics of the training split.

@@ -74,6 +74,30 @@ absl::StatusOr<Split> ReadCsv(const std::string& path, int64_t* features);
 // labels out of range, or a split too small to hold one validation sample.
 absl::StatusOr<Data> LoadData(const DataOptions& options);
 
+// What LoadData would produce, without the samples: split sizes, sample shape
+// and class count, for the memory estimate.
+struct DataShape {
+  int64_t train = 0, val = 0,
+          test = 0;                   // samples per split, as LoadData splits
+  std::vector<int64_t> sample_shape;  // as Data::sample_shape
+  int64_t num_classes = 0;
+  bool images = false;
+  // How the shape was found: "files" (headers and labels read), or "known"
+  // (fashion-mnist or mnist whose files are not there: the published shape).
+  std::string source;
+  int64_t features() const;  // product of sample_shape
+};
+
+// Reads only what the shape needs: IDX image headers and the label files (one
+// byte per sample), or one pass over the CSV files that parses the label
+// column and counts the columns of the first row. For fashion-mnist and mnist
+// whose files are missing, returns their published shape (60000 + 10000
+// samples of 28x28, 10 classes) with source "known". Returns NotFound for a
+// missing idx or csv file and DataLoss for the corruption LoadData would
+// report (bad headers, images and labels of different counts, a single class,
+// too few samples for val_fraction).
+absl::StatusOr<DataShape> ReadDataShape(const DataOptions& options);
+
 }  // namespace sweep::trainer
 
 #endif  // SWEEP_WORKER_TRAINER_DATA_H_

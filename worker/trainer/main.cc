@@ -1,9 +1,12 @@
 // sweep-train: the LibTorch trainer that ships with sweep. Reads the trial's
 // parameters (SWEEP_PARAMS and --key=value arguments), trains, reports metrics
 // to SWEEP_METRICS_FILE and checkpoints to SWEEP_CHECKPOINT_DIR. Exit codes:
-// see worker/trainer/trainer.h and docs/trainer.md.
+// see worker/trainer/trainer.h and docs/trainer.md. Two other modes:
+// `--estimate-memory` (with the same parameters) prints the memory estimate as
+// one JSON line (estimate.h); `doctor` checks the node (doctor.h).
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
@@ -11,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "worker/trainer/data.h"
+#include "worker/trainer/doctor.h"
+#include "worker/trainer/estimate.h"
 #include "worker/trainer/params.h"
 #include "worker/trainer/trainer.h"
 
@@ -40,6 +46,18 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
+  if (!args.empty() && (args[0] == "doctor" || args[0] == "--doctor")) {
+    auto options = ParseDoctorArgs(args);
+    if (!options.ok()) {
+      std::cerr << "sweep-train: " << options.status().message() << "\n";
+      return kExitBadInput;
+    }
+    return RunDoctor(*options);
+  }
+  auto estimate_flag = std::find(args.begin(), args.end(), "--estimate-memory");
+  const bool estimate_only = estimate_flag != args.end();
+  if (estimate_only) args.erase(estimate_flag);
+
   std::optional<std::string> cuda;
   if (const char* v = std::getenv("CUDA_VISIBLE_DEVICES")) cuda = v;
   auto params = ParseParams(Env("SWEEP_PARAMS"), args, cuda);
@@ -51,6 +69,25 @@ int main(int argc, char** argv) {
 
   for (const auto& w : params->warnings)
     std::cerr << "sweep-train: warning: " << w << "\n";
+
+  if (estimate_only) {
+    // One JSON line on stdout; the dataset's shape only, no samples loaded.
+    const TrainerParams& p = *params;
+    absl::StatusOr<DataShape> shape =
+        ReadDataShape({.dataset = p.dataset,
+                       .data_dir = p.data_dir,
+                       .val_fraction = p.val_fraction,
+                       .train_limit = p.train_limit});
+    absl::StatusOr<MemoryEstimate> estimate =
+        shape.ok() ? EstimateMemory(p, *shape)
+                   : absl::StatusOr<MemoryEstimate>(shape.status());
+    if (!estimate.ok()) {
+      std::cerr << "sweep-train: " << estimate.status().message() << "\n";
+      return ExitCodeFor(estimate.status());
+    }
+    std::cout << MemoryEstimateJson(*estimate, p, *shape) << std::endl;
+    return kExitTrained;
+  }
 
   struct sigaction sa = {};
   sa.sa_handler = OnTerm;

@@ -512,7 +512,13 @@ absl::StatusOr<TrainerParams> ParseParams(
 std::string ParamsHelp() {
   std::string out =
       "usage: sweep-train [--key=value ...]   (parameters also come from "
-      "SWEEP_PARAMS)\n\n";
+      "SWEEP_PARAMS)\n"
+      "       sweep-train --estimate-memory [--key=value ...]   (the memory "
+      "estimate as one JSON line; no data loaded)\n"
+      "       sweep-train doctor [--json] [--json-file=PATH] [--cpu-size=N] "
+      "[--gpu-size=N] [--device=N] [--threads=N]   (check CUDA, time CPU vs "
+      "GPU)\n"
+      "       sweep-train --version | --help\n\n";
   for (const auto& d : Docs()) {
     absl::StrAppend(
         &out, "  --", d.name,

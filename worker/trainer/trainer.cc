@@ -29,6 +29,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_util.h"
 #include "worker/trainer/data.h"
+#include "worker/trainer/estimate.h"
 #include "worker/trainer/internal/checkpoint.h"
 #include "worker/trainer/internal/loop.h"
 #include "worker/trainer/internal/model.h"
@@ -41,18 +42,6 @@ namespace {
 namespace fs = std::filesystem;
 using internal::TorchCall;
 using Json = nlohmann::json;
-
-// Sets the intra-op threads of ATen and, when the BLAS in use is OpenBLAS
-// (Debian's libtorch with libopenblas0-pthread), of OpenBLAS too: it otherwise
-// starts one thread per core in every trial, whatever torch was told.
-void SetThreads(int64_t threads) {
-  at::set_num_threads(static_cast<int>(threads));
-  using SetFn = void (*)(int);
-  if (auto fn = reinterpret_cast<SetFn>(
-          dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-    fn(static_cast<int>(threads));
-  }
-}
 
 // Checks that `device` can be used. Returns Unavailable naming the cause for a
 // CUDA device that CUDA cannot serve; never substitutes the CPU.
@@ -86,22 +75,19 @@ absl::Status CheckDevice(const TrainerParams& p, const TrainerEnv& env) {
 }
 
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(
-    const TrainerParams& p, const internal::Model& model, int* slots) {
+    const TrainerParams& p, const internal::Model& model) {
   std::vector<torch::Tensor> params;
   for (const auto& t : model.net->parameters()) {
     if (t.requires_grad()) params.push_back(t);
   }
   if (p.optimizer == "adam") {
-    *slots = 2;
     return std::make_unique<torch::optim::Adam>(
         params, torch::optim::AdamOptions(p.lr).weight_decay(p.weight_decay));
   }
   if (p.optimizer == "adamw") {
-    *slots = 2;
     return std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(p.lr).weight_decay(p.weight_decay));
   }
-  *slots = p.momentum > 0 ? 1 : 0;
   return std::make_unique<torch::optim::SGD>(params,
                                              torch::optim::SGDOptions(p.lr)
                                                  .momentum(p.momentum)
@@ -138,7 +124,7 @@ absl::Status Run(const TrainerParams& p, const TrainerEnv& env) {
   auto say = [&](const std::string& line) {
     if (!env.quiet) std::cout << line << std::endl;
   };
-  SetThreads(p.threads);
+  SetTorchThreads(p.threads);
   SWEEP_RETURN_IF_ERROR(CheckDevice(p, env));
   torch::Device device(p.device);
   if (device.is_cuda()) {
@@ -175,13 +161,18 @@ absl::Status Run(const TrainerParams& p, const TrainerEnv& env) {
     say(absl::StrCat("init_from: weights from ", p.init_from));
   }
   SWEEP_RETURN_IF_ERROR(internal::Freeze(&model, p.freeze));
-  int slots = 0;
-  std::unique_ptr<torch::optim::Optimizer> optimizer =
-      MakeOptimizer(p, model, &slots);
-  int64_t memory = internal::MemoryEstimateBytes(model, p.batch_size, slots);
-  int64_t data_bytes =
-      (data.train.x.size() + data.val.x.size() + data.test.x.size()) * 4 +
-      (data.train.y.size() + data.val.y.size() + data.test.y.size()) * 8;
+  std::unique_ptr<torch::optim::Optimizer> optimizer = MakeOptimizer(p, model);
+  // The same estimate as `sweep-train --estimate-memory` (estimate.h).
+  SWEEP_ASSIGN_OR_RETURN(MemoryEstimate estimate,
+                         EstimateMemory(p, {.train = data.train.size(),
+                                            .val = data.val.size(),
+                                            .test = data.test.size(),
+                                            .sample_shape = data.sample_shape,
+                                            .num_classes = data.num_classes,
+                                            .images = data.images,
+                                            .source = "files"}));
+  int64_t data_bytes = estimate.data_bytes;
+  int64_t memory = estimate.total_bytes - data_bytes;
 
   // Resume.
   internal::CheckpointState state;
@@ -300,6 +291,15 @@ absl::Status Run(const TrainerParams& p, const TrainerEnv& env) {
 absl::Status RunTrainer(const TrainerParams& params, const TrainerEnv& env) {
   return TorchCall("training failed", absl::StatusCode::kInternal,
                    [&] { return Run(params, env); });
+}
+
+void SetTorchThreads(int64_t threads) {
+  at::set_num_threads(static_cast<int>(threads));
+  using SetFn = void (*)(int);
+  if (auto fn = reinterpret_cast<SetFn>(
+          dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    fn(static_cast<int>(threads));
+  }
 }
 
 std::string BuildInfo() {

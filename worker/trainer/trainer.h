@@ -63,6 +63,11 @@ absl::Status RunTrainer(const TrainerParams& params, const TrainerEnv& env);
 // "sweep-train (LibTorch 1.13.1, built with CUDA: no, CUDA device usable: no)".
 std::string BuildInfo();
 
+// Sets the intra-op threads of ATen and, when the BLAS in use is OpenBLAS
+// (Debian's libtorch with libopenblas0-pthread), of OpenBLAS too: it otherwise
+// starts one thread per core whatever torch was told.
+void SetTorchThreads(int64_t threads);
+
 // The exit code for a RunTrainer (or ParseParams) status, per the table above.
 int ExitCodeFor(const absl::Status& status);
 
