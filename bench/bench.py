@@ -416,6 +416,106 @@ def bench_scale(reps):
     return res
 
 
+# ------------------------------------------------------------------ workers
+
+SIM = os.environ.get("SIM_BIN", os.path.join(BUILD, "bench", "sweep-bench-sim-workers"))
+DAEMONS = 64
+DAEMON_TRIALS = 5000
+SIM_WORKERS = 1000
+SIM_TRIAL_S = (2.0, 8.0)  # each simulated trial "runs" this long, seeded
+SIM_SECONDS = 60          # trials in the sweep: enough to keep every worker busy this long
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process so far."""
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_workers(reps):
+    """One scheduler and many workers: 64 real worker daemons running 5,000 trials of
+    `true`; then 1,000 simulated worker slots (light clients speaking the worker
+    protocol, one process) leasing, reporting and finishing trials of 2-8 s."""
+    res = {"daemons": DAEMONS, "daemon_trials": DAEMON_TRIALS}
+    # 64 daemons, one CPU slot each
+    cl = Cluster("workers64", worker=False, http=False)
+    procs = []
+    try:
+        for i in range(DAEMONS):
+            procs.append(subprocess.Popen(
+                [SWEEP, "worker", "--scheduler", cl.addr, "--cpus", "1",
+                 "--work-dir", os.path.join(cl.dir, "runs")],
+                cwd=cl.dir, stdout=subprocess.DEVNULL,
+                stderr=open(os.path.join(cl.dir, f"worker{i}.log"), "w")))
+        cl.wait_sql("SELECT COUNT(*) >= ? FROM workers WHERE state != 'lost'", (DAEMONS,), 120)
+        values = ", ".join(str(i) for i in range(DAEMON_TRIALS))
+        spec = f"name: daemons\ncommand: [{TRUE}, \"${{args}}\"]\nmethod: grid\n" \
+               f"parameters:\n  i:\n    values: [{values}]\n"
+        cpu0 = cpu_seconds(cl.sched.pid)
+        sid, secs = cl.run_sweep(spec, poll=0.02)
+        cpu = cpu_seconds(cl.sched.pid) - cpu0
+        st = trial_states(cl.conn(), sid)
+        c = cl.conn()
+        workers_used = c.execute("SELECT COUNT(DISTINCT worker) FROM trials WHERE sweep_id=?",
+                                 (sid,)).fetchone()[0]
+        res["daemon_s"] = secs
+        res["daemon_rate"] = DAEMON_TRIALS / secs
+        res["daemon_sched_cpu"] = cpu / secs
+        res["daemon_completed"] = st.get("completed", 0)
+        res["daemon_workers_used"] = workers_used
+        log(f"workers: {DAEMONS} daemons: {DAEMON_TRIALS} trials in {secs:.1f} s "
+            f"({DAEMON_TRIALS / secs:.0f}/s), scheduler {cpu / secs:.2f} cores, {st}, "
+            f"{workers_used} workers used")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        cl.stop()
+    # 1,000 simulated slots
+    mean = sum(SIM_TRIAL_S) / 2
+    n_trials = int(SIM_WORKERS * SIM_SECONDS / mean)
+    cl = Cluster("workers1000", worker=False, http=False)
+    try:
+        spec_path = os.path.join(cl.dir, "sim.yaml")
+        with open(spec_path, "w") as f:
+            f.write(f"name: simulated\ncommand: [{TRUE}, \"${{args}}\"]\nmethod: random\n"
+                    f"run_cap: {n_trials}\nmetric: {{name: loss, goal: minimize}}\n"
+                    f"parameters:\n  x: {{min: 0.0, max: 1.0}}\n")
+        sid = cl.submit(spec_path)
+        out = os.path.join(cl.dir, "sim.json")
+        cpu0 = cpu_seconds(cl.sched.pid)
+        t0 = time.perf_counter()
+        subprocess.run([SIM, "--scheduler", cl.addr, "--workers", str(SIM_WORKERS),
+                        "--channels", "32", "--trial-min", str(SIM_TRIAL_S[0]),
+                        "--trial-max", str(SIM_TRIAL_S[1]), "--report-every", "1",
+                        "--out", out], check=True, stdout=subprocess.DEVNULL)
+        secs = time.perf_counter() - t0
+        cpu = cpu_seconds(cl.sched.pid) - cpu0
+        sim = json.load(open(out))
+        st = trial_states(cl.conn(), sid)
+        c = cl.conn()
+        points = c.execute("SELECT COUNT(*) FROM metrics m JOIN trials t ON t.id=m.trial_id "
+                           "WHERE t.sweep_id=?", (sid,)).fetchone()[0]
+        res["sim"] = sim
+        res["sim_workers"] = SIM_WORKERS
+        res["sim_trials"] = n_trials
+        res["sim_s"] = secs
+        res["sim_sched_cpu"] = cpu / secs
+        res["sim_states"] = st
+        res["sim_points"] = points
+        lease = sim["calls"].get("lease", {})
+        log(f"workers: {SIM_WORKERS} simulated: {sim['trials']} trials in {secs:.1f} s, "
+            f"lease p50 {lease.get('p50_ms', 0):.2f} ms p99 {lease.get('p99_ms', 0):.2f} ms, "
+            f"scheduler {cpu / secs:.2f} cores, {st}, {points} points")
+    finally:
+        cl.stop()
+    return res
+
+
 # ------------------------------------------------------------------ report
 
 def conditions():
@@ -532,7 +632,37 @@ def render(results, cond, reps, wall):
             ok = "median" in q and q["median"] < 0.2
             L.append(f"| scale: {s['trials']:,} trials, {s['points']:,} points: `{name}` | "
                      f"{fmt_ms(q)} | | | < 200 ms | {verdict(ok)} |")
+    w = results.get("workers")
+    if w:
+        L.append(f"| workers: {w['daemons']} `sweep worker --cpus 1` daemons, {w['daemon_trials']:,} "
+                 f"trials of `true` | {w['daemon_rate']:.0f} trials/s ({w['daemon_s']:.1f} s), "
+                 f"{w['daemon_completed']:,} completed on {w['daemon_workers_used']} workers; "
+                 f"scheduler CPU {w['daemon_sched_cpu']:.2f} cores | | | every trial once | "
+                 f"{verdict(w['daemon_completed'] == w['daemon_trials'])} |")
+        sim = w["sim"]
+        lease = sim["calls"].get("lease", {})
+        ok = lease.get("p99_ms", 1e9) < 10 and w["sim_sched_cpu"] < 1.0
+        calls = sum(v["n"] for v in sim["calls"].values())
+        L.append(f"| workers: {w['sim_workers']:,} simulated slots, trials of "
+                 f"{SIM_TRIAL_S[0]:g}–{SIM_TRIAL_S[1]:g} s, a metric report a second | "
+                 f"dispatch latency p50 {lease.get('p50_ms', 0):.2f} ms, p99 "
+                 f"{lease.get('p99_ms', 0):.2f} ms (max {lease.get('max_ms', 0):.0f}); "
+                 f"{sim['trials']:,} trials, {calls / w['sim_s']:,.0f} calls/s; scheduler CPU "
+                 f"{w['sim_sched_cpu']:.2f} cores | | | p99 < 10 ms, < 1 core | {verdict(ok)} |")
     L.append("")
+    if w:
+        sim = w["sim"]
+        per = ", ".join(f"{k} {v['n']:,} (p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms)"
+                        for k, v in sorted(sim["calls"].items()))
+        L.append(f"Workers: the daemons are real `sweep worker` processes, each one CPU slot, "
+                 f"all on this machine with the scheduler; the simulated slots are threads of "
+                 f"`sweep-bench-sim-workers` (bench/tools/sim_workers.cc) on {sim['channels']} "
+                 f"gRPC channels, each registering, leasing (long poll), reporting one metric "
+                 f"point a second, heartbeating and finishing, with the scheduler, the simulator "
+                 f"and the benchmark sharing the 2 cores. Dispatch latency is the time of a "
+                 f"LeaseTrial call that returned a trial. Calls: {per}; errors: "
+                 f"{sim.get('errors', {}) or 'none'}. Trial states at the end: {w['sim_states']}; "
+                 f"{w['sim_points']:,} metric points stored.\n")
     if s:
         L.append(f"Scale database: one finished random search of {s['trials']:,} trials, each with "
                  f"`loss` and `acc` at {SCALE_STEPS} steps ({s['points']:,} metric points), "
@@ -567,12 +697,12 @@ def write_doc(block):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="dispatch,makespan,ingest,scale")
+    ap.add_argument("--only", default="dispatch,makespan,ingest,scale,workers")
     ap.add_argument("--reps", type=int, default=int(os.environ.get("REPS", 3)))
     ap.add_argument("--no-doc", action="store_true", help="do not touch docs/BENCHMARKS.md")
     a = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
-    for b in (SWEEP, SQLTOOL, SLEEPER):
+    for b in (SWEEP, SQLTOOL, SLEEPER, SIM):
         if not os.access(b, os.X_OK):
             sys.exit(f"bench: {b} is not built; run bash bench/run.sh")
     cond = conditions()
@@ -580,7 +710,7 @@ def main():
     results_path = os.path.join(WORK, "results.json")
     results = {}
     fns = {"dispatch": bench_dispatch, "makespan": bench_makespan, "ingest": bench_ingest,
-           "scale": bench_scale}
+           "scale": bench_scale, "workers": bench_workers}
     for name in a.only.split(","):
         t0 = time.time()
         results[name] = fns[name](a.reps)

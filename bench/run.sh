@@ -25,6 +25,7 @@ command -v xargs >/dev/null || { echo "bench: xargs (findutils) is missing" >&2;
 
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWEEP_BUILD_BENCH=ON \
   -DSWEEP_BUILD_TESTS=OFF -DSWEEP_BUILD_TRAINER=OFF >/dev/null
-ninja -C "$BUILD" -j"${JOBS:-2}" sweep sweep-bench-sqlite sweep-bench-sleep >&2
+ninja -C "$BUILD" -j"${JOBS:-2}" sweep sweep-bench-sqlite sweep-bench-sleep \
+  sweep-bench-sim-workers >&2
 
 exec /usr/bin/python3 bench/bench.py "$@"

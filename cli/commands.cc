@@ -99,7 +99,7 @@ int WorkerCommand(const WorkerOptions& o) {
   return RunWorker(o, discovery.get());
 }
 
-int SubmitCommand(const ClientOptions& scheduler, const std::string& file) {
+int SubmitCommand(const ClientOptions& scheduler, const std::string& file, bool dry_run) {
   // Validate here first: a bad file never reaches the scheduler.
   absl::StatusOr<spec::SweepSpec> parsed = spec::LoadSpecFile(file);
   if (!parsed.ok()) return Fail(parsed.status());
@@ -109,12 +109,20 @@ int SubmitCommand(const ClientOptions& scheduler, const std::string& file) {
   req.set_spec_yaml(text);
   req.set_file_name(file);
   req.set_working_dir(fs::current_path().string());
+  req.set_dry_run(dry_run);
   absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
   if (!client.ok()) return Fail(client.status());
   absl::StatusOr<v1::SubmitSweepResponse> resp = client->Submit(req);
   if (!resp.ok()) return Fail(resp.status());
   for (const std::string& w : resp->warnings()) std::cerr << "warning: " << w << "\n";
   if (std::string w = CheckProgram(*parsed); !w.empty()) std::cerr << "warning: " << w << "\n";
+  if (dry_run) {
+    std::cout << "dry run: nothing was submitted\n"
+              << "trials: " << Describe(*parsed, spec::TrialBudget(*parsed)) << "\n"
+              << "placement: " << resp->placement() << "\n"
+              << "estimate: none before a trial of this sweep has run\n";
+    return kExitOk;
+  }
   std::cerr << "submitted: " << Describe(*parsed, spec::TrialBudget(*parsed)) << "\n";
   std::cout << resp->sweep_id() << "\n";
   return kExitOk;

@@ -21,7 +21,10 @@ int SchedulerCommand(const SchedulerCommandOptions& o);
 
 int WorkerCommand(const WorkerOptions& o);
 
-int SubmitCommand(const ClientOptions& scheduler, const std::string& file);
+// With `dry_run` the scheduler checks the spec and its placement on the connected
+// workers and stores nothing; the budget and the verdict are printed.
+int SubmitCommand(const ClientOptions& scheduler, const std::string& file,
+                  bool dry_run = false);
 int StatusCommand(const ClientOptions& scheduler, const std::string& sweep_id, bool json);
 int TrialsCommand(const ClientOptions& scheduler, const std::string& sweep_id,
                   const std::string& sort_metric, bool reverse, bool json);

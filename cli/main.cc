@@ -6,6 +6,8 @@
 #include "absl/synchronization/mutex.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/doctor.h"
+#include "cli/slurm.h"
 #include "common/logging.h"
 #include "common/status_util.h"
 
@@ -65,7 +67,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   WorkerOptions wo;
-  double drain = 60, grace = 10;
+  double drain = 60, grace = 10, gpu_sample = 5, gpu_release = 30;
   CLI::App* worker = app.add_subcommand("worker", "run a worker daemon");
   add_scheduler(worker);
   auto* gpu_opt = worker->add_option("--gpu", wo.gpu, "run one slot pinned to this GPU");
@@ -82,13 +84,27 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   worker->add_option("--kill-grace", grace, "seconds between SIGTERM and SIGKILL of a trial")
       ->capture_default_str();
+  worker->add_option("--slots-per-gpu", wo.slots_per_gpu,
+                     "slots per GPU: at most this many trials share one GPU (the spec's "
+                     "resources decide how many do)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  worker->add_option("--gpu-sample-interval", gpu_sample,
+                     "seconds between GPU telemetry samples while trials run")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  worker->add_option("--gpu-release-timeout", gpu_release,
+                     "seconds to wait after a trial for its GPU memory to be released")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   worker->add_option("--log-level", log_level)->capture_default_str();
 
   // Client commands.
   std::string file, sweep_id, trial_id, sort_metric, format = "csv", output;
   bool json = false, reverse = false, stderr_only = false;
+  bool dry_run = false;
   CLI::App* submit = app.add_subcommand("submit", "submit a sweep; prints its id");
   submit->add_option("file", file, "sweep spec (YAML)")->required();
+  submit->add_flag("--dry-run", dry_run,
+                   "check the spec and where its trials would run on the connected "
+                   "workers; submit nothing");
   add_scheduler(submit);
   CLI::App* status = app.add_subcommand("status", "show sweeps and workers");
   status->add_option("sweep", sweep_id, "one sweep's id");
@@ -118,6 +134,8 @@ int main(int argc, char** argv) {
   add_scheduler(exp);
   CLI::App* validate = app.add_subcommand("validate", "check a sweep spec");
   validate->add_option("file", file)->required();
+  AddSlurmCommands(app, scheduler);  // `sweep slurm workers` (cli/slurm.h)
+  AddDoctorCommand(&app);  // `sweep doctor` (cli/doctor.h)
 
   RunCommandOptions ro;
   CLI::App* run = app.add_subcommand("run", "run a sweep on this machine, start to end");
@@ -165,11 +183,13 @@ int main(int argc, char** argv) {
     wo.tls_ca = scheduler.tls_ca;
     wo.drain_timeout = Seconds(drain);
     wo.kill_grace = Seconds(grace);
+    wo.gpu_sample_interval = Seconds(gpu_sample);
+    wo.gpu_release_timeout = Seconds(gpu_release);
     wo.log_level = log_level;
     return WorkerCommand(wo);
   }
   InitLogging("sweep", "warn");
-  if (*submit) return SubmitCommand(scheduler, file);
+  if (*submit) return SubmitCommand(scheduler, file, dry_run);
   if (*status) return StatusCommand(scheduler, sweep_id, json);
   if (*trials) return TrialsCommand(scheduler, sweep_id, sort_metric, reverse, json);
   if (*best) return BestCommand(scheduler, sweep_id, json);

@@ -50,6 +50,17 @@ std::string CsvField(const std::string& s) {
 
 }  // namespace
 
+std::string GpuNote(const v1::TrialSummary& t) {
+  std::vector<std::string> parts;
+  if (!t.failure_kind().empty()) parts.push_back(t.failure_kind());
+  if (!t.gpu_flag().empty() && t.gpu_flag() != t.failure_kind()) parts.push_back(t.gpu_flag());
+  if (t.has_gpu_usage()) {
+    parts.push_back(absl::StrFormat("%d MiB peak", t.peak_gpu_memory_mib()));
+    parts.push_back(absl::StrFormat("%.3g kJ", t.energy_joules() / 1000));
+  }
+  return parts.empty() ? "-" : absl::StrJoin(parts, ", ");
+}
+
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width;
   for (const auto& row : rows) {
@@ -127,12 +138,28 @@ std::string FormatStatus(const v1::GetStatusResponse& status, double now) {
         absl::StrAppend(&out, absl::StrFormat(", %.2f of %.2f GPU-hours", s.gpu_hours_so_far(),
                                               s.gpu_hours_total()));
       }
+      if (s.energy_kwh_total() > 0) {
+        absl::StrAppend(&out, absl::StrFormat(", %.3f of %.3f kWh", s.energy_kwh_so_far(),
+                                              s.energy_kwh_total()));
+      }
       if (s.has_cost()) {
         absl::StrAppend(&out, absl::StrFormat(", %.2f %s in all", s.cost_total(), s.currency()));
       }
       absl::StrAppend(&out, "; from ", s.estimate_basis(), "\n");
     } else if (s.state() == "running" && !s.estimate_basis().empty()) {
       absl::StrAppend(&out, s.id(), ": ", s.estimate_basis(), "\n");
+    }
+    if (s.no_gpu_activity() > 0 || s.oom() > 0) {
+      absl::StrAppend(&out, s.id(), ": GPU: ");
+      if (s.no_gpu_activity() > 0) {
+        absl::StrAppend(&out, s.no_gpu_activity(), " trial", s.no_gpu_activity() == 1 ? "" : "s",
+                        " held no GPU memory (no_gpu_activity: running on the CPU?)",
+                        s.oom() > 0 ? ", " : "");
+      }
+      if (s.oom() > 0) {
+        absl::StrAppend(&out, s.oom(), " ran out of GPU memory (oom)");
+      }
+      absl::StrAppend(&out, "; see sweep trials ", s.id(), "\n");
     }
     if (!s.launch_stopped().empty() && s.state() == "running") {
       absl::StrAppend(&out, s.id(), ": launching no new trials: ", s.launch_stopped(), "\n");
@@ -152,6 +179,9 @@ std::string FormatStatus(const v1::GetStatusResponse& status, double now) {
   }
   absl::StrAppend(&out, "\n", status.workers().empty() ? "no workers connected\n"
                                                         : FormatTable(workers));
+  for (const v1::WorkerSummary& w : status.workers()) {
+    if (!w.message().empty()) absl::StrAppend(&out, w.id(), ": ", w.message(), "\n");
+  }
   return out;
 }
 
@@ -177,6 +207,11 @@ std::string FormatTrials(const v1::ListTrialsResponse& r, int limit) {
   for (const v1::TrialSummary& t : r.trials()) extra_metric |= t.has_metric_value();
   if (extra_metric) header.push_back("SORT METRIC");
   for (const char* h : {"ATTEMPT", "TIME", "WORKER"}) header.push_back(h);
+  bool gpu_notes = false;
+  for (const v1::TrialSummary& t : r.trials()) {
+    gpu_notes |= t.has_gpu_usage() || !t.gpu_flag().empty() || !t.failure_kind().empty();
+  }
+  if (gpu_notes) header.push_back("GPU");
   for (const std::string& p : params) header.push_back(p);
   std::vector<std::vector<std::string>> rows = {header};
   double now = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
@@ -190,6 +225,7 @@ std::string FormatTrials(const v1::ListTrialsResponse& r, int limit) {
     row.push_back(absl::StrCat(t.attempt()));
     row.push_back(t.started_at() > 0 ? FormatDuration(Duration(t, now)) : "-");
     row.push_back(t.worker().empty() ? "-" : t.worker());
+    if (gpu_notes) row.push_back(GpuNote(t));
     nlohmann::json flat = FlattenParams(Params(t));
     for (const std::string& p : params) {
       row.push_back(flat.contains(p) ? ParamText(flat[p]) : "");
@@ -231,7 +267,9 @@ nlohmann::json ToJson(const v1::SweepSummary& s) {
                                                           : nullptr},
                       {"end_reason", s.end_reason()},
                       {"waiting", s.waiting()},
-                      {"launch_stopped", s.launch_stopped()}};
+                      {"launch_stopped", s.launch_stopped()},
+                      {"no_gpu_activity", s.no_gpu_activity()},
+                      {"oom", s.oom()}};
   j["estimate"] =
       s.has_estimate()
           ? nlohmann::json{{"seconds_left", s.eta_seconds()},
@@ -240,6 +278,8 @@ nlohmann::json ToJson(const v1::SweepSummary& s) {
                            {"basis", s.estimate_basis()},
                            {"gpu_hours_so_far", s.gpu_hours_so_far()},
                            {"gpu_hours_total", s.gpu_hours_total()},
+                           {"energy_kwh_so_far", s.energy_kwh_so_far()},
+                           {"energy_kwh_total", s.energy_kwh_total()},
                            {"cost_total", s.has_cost() ? nlohmann::json(s.cost_total())
                                                        : nlohmann::json(nullptr)},
                            {"currency", s.currency()}}
@@ -270,6 +310,15 @@ nlohmann::json ToJson(const v1::TrialSummary& t) {
   j["exit_code"] = t.has_exit() && t.signal() == 0 ? nlohmann::json(t.exit_code()) : nullptr;
   j["signal"] = t.signal() != 0 ? nlohmann::json(t.signal()) : nullptr;
   if (t.has_metric_value()) j["sort_value"] = t.metric_value();
+  j["gpus"] = std::vector<int>(t.gpus().begin(), t.gpus().end());
+  j["gpu_flag"] = t.gpu_flag().empty() ? nlohmann::json(nullptr) : nlohmann::json(t.gpu_flag());
+  j["failure_kind"] =
+      t.failure_kind().empty() ? nlohmann::json(nullptr) : nlohmann::json(t.failure_kind());
+  j["gpu_usage"] = t.has_gpu_usage()
+                       ? nlohmann::json{{"peak_memory_mib", t.peak_gpu_memory_mib()},
+                                        {"energy_joules", t.energy_joules()},
+                                        {"utilization", t.gpu_utilization()}}
+                       : nlohmann::json(nullptr);
   return j;
 }
 
@@ -278,7 +327,8 @@ nlohmann::json ToJson(const v1::WorkerSummary& w) {
                       {"host", w.host()},
                       {"state", w.state()},
                       {"trial", w.trial_id()},
-                      {"last_heartbeat", w.last_heartbeat()}};
+                      {"last_heartbeat", w.last_heartbeat()},
+                      {"message", w.message()}};
   j["gpu"] = w.has_gpu() ? nlohmann::json{{"index", w.gpu().index()},
                                           {"uuid", w.gpu().uuid()},
                                           {"name", w.gpu().name()},

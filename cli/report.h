@@ -35,6 +35,10 @@ std::vector<v1::TrialSummary> RankTrials(const v1::ListTrialsResponse& trials);
 // Flattens nested parameters to dotted keys: {"a": {"b": 1}} -> {"a.b": 1}.
 nlohmann::json FlattenParams(const nlohmann::json& params);
 
+// The GPU column of `sweep trials`: failure kind (oom), the no-silent-CPU flag, peak
+// GPU memory and energy; "-" when there is none.
+std::string GpuNote(const v1::TrialSummary& t);
+
 nlohmann::json ToJson(const v1::SweepSummary& s);
 nlohmann::json ToJson(const v1::TrialSummary& t);
 nlohmann::json ToJson(const v1::WorkerSummary& w);

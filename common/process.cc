@@ -52,12 +52,13 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
   };
   if (o.new_process_group && setpgid(0, 0) != 0) fail(step = 1);
   if (o.die_with_parent) {
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(step = 2);
+    if (prctl(PR_SET_PDEATHSIG, o.death_signal) != 0) fail(step = 2);
     if (getppid() != parent) _exit(127);  // the parent died before prctl
   }
   // Undo signal state a daemon may have set up.
   sigset_t all;
   sigemptyset(&all);
+  if (o.die_with_parent && o.death_signal != SIGKILL) sigaddset(&all, o.death_signal);
   sigprocmask(SIG_SETMASK, &all, nullptr);
   signal(SIGPIPE, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
@@ -181,11 +182,33 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(const SpawnOptions& o) {
     return absl::InternalError(absl::StrCat("starting '", o.argv[0], "': ", what,
                                             ": ", strerror(payload[0])));
   }
-  return ChildProcess(pid, PidfdOpen(pid), o.new_process_group);
+  ChildProcess child(pid, PidfdOpen(pid), o.new_process_group);
+  if (!o.group_guard.empty() && o.new_process_group && o.die_with_parent) {
+    SpawnOptions g;
+    g.argv = {o.group_guard, absl::StrCat(pid), absl::StrCat(parent)};
+    g.env = {"PATH=/usr/bin:/bin"};
+    // Set here, in the child made by this very thread, before the guard execs: its
+    // handler runs once installed (the signal stays blocked until then).
+    g.death_signal = SIGUSR1;
+    absl::StatusOr<ChildProcess> guard = Spawn(g);
+    if (!guard.ok()) return guard.status();  // `child` is stopped on the way out
+    child.guard_pid_ = std::exchange(guard->pid_, -1);
+    if (guard->pidfd_ >= 0) close(std::exchange(guard->pidfd_, -1));
+  }
+  return child;
+}
+
+void ChildProcess::StopGuard() {
+  if (guard_pid_ <= 0) return;
+  kill(-guard_pid_, SIGKILL);
+  while (waitpid(guard_pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  guard_pid_ = -1;
 }
 
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept
-    : pid_(std::exchange(other.pid_, -1)),
+    : guard_pid_(std::exchange(other.guard_pid_, -1)),
+      pid_(std::exchange(other.pid_, -1)),
       pidfd_(std::exchange(other.pidfd_, -1)),
       own_group_(other.own_group_),
       status_(std::move(other.status_)) {}
@@ -193,6 +216,7 @@ ChildProcess::ChildProcess(ChildProcess&& other) noexcept
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
     Release();
+    guard_pid_ = std::exchange(other.guard_pid_, -1);
     pid_ = std::exchange(other.pid_, -1);
     pidfd_ = std::exchange(other.pidfd_, -1);
     own_group_ = other.own_group_;
@@ -205,6 +229,7 @@ ChildProcess::~ChildProcess() { Release(); }
 
 void ChildProcess::Release() {
   if (pid_ > 0 && !status_) Stop(absl::ZeroDuration());
+  StopGuard();
   if (pidfd_ >= 0) close(pidfd_);
   pidfd_ = -1;
   pid_ = -1;
@@ -219,6 +244,7 @@ std::optional<ExitStatus> ChildProcess::Wait(absl::Duration timeout) {
     // what is left of the group.
     int rc = waitid(P_PID, pid_, &info, WEXITED | WNOHANG | WNOWAIT);
     if (rc == 0 && info.si_pid == pid_) {
+      StopGuard();  // while the zombie still holds the group id the guard names
       if (own_group_) kill(-pid_, SIGKILL);
       int status = 0;
       while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
@@ -267,6 +293,12 @@ ExitStatus ChildProcess::Stop(absl::Duration grace) {
   Signal(SIGKILL);
   while (!Wait(absl::Seconds(1))) Signal(SIGKILL);
   return *status_;
+}
+
+std::string GroupGuardPath() {
+  std::string self = SelfExecutable();
+  std::string path = self.substr(0, self.rfind('/') + 1) + "sweep-group-guard";
+  return access(path.c_str(), X_OK) == 0 ? path : "";
 }
 
 std::string SelfExecutable() {

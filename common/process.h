@@ -11,6 +11,7 @@
 #ifndef SWEEP_COMMON_PROCESS_H_
 #define SWEEP_COMMON_PROCESS_H_
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <optional>
@@ -31,6 +32,14 @@ struct SpawnOptions {
   std::string stderr_path;  // file to append stderr to; empty: inherit
   bool new_process_group = true;
   bool die_with_parent = true;
+  // With die_with_parent and a group of its own: the path of sweep-group-guard
+  // (GroupGuardPath()). A guard process is started beside the child and kills the
+  // child's whole group, grandchildren included, when the starting thread dies;
+  // die_with_parent alone kills only the child itself. Empty: no guard.
+  std::string group_guard;
+  // The signal die_with_parent sends. Any but SIGKILL stays blocked across exec (the
+  // program unblocks it once it has a handler), so it cannot be lost before then.
+  int death_signal = SIGKILL;
 };
 
 struct ExitStatus {
@@ -74,7 +83,9 @@ class ChildProcess {
   ChildProcess(pid_t pid, int pidfd, bool own_group)
       : pid_(pid), pidfd_(pidfd), own_group_(own_group) {}
   void Release();
+  void StopGuard();  // kills and reaps the group guard, if any
 
+  pid_t guard_pid_ = -1;
   pid_t pid_ = -1;
   int pidfd_ = -1;
   bool own_group_ = true;
@@ -83,6 +94,9 @@ class ChildProcess {
 
 // Returns the path of the running executable (/proc/self/exe resolved).
 std::string SelfExecutable();
+
+// sweep-group-guard next to the running executable, or "" when it is not there.
+std::string GroupGuardPath();
 
 }  // namespace sweep
 

@@ -27,6 +27,11 @@ using dashboard_internal::DbReader;
 
 constexpr int kDefaultMaxPoints = 500;
 constexpr int kMaxMaxPoints = 20000;
+// Trials in one /trials answer and learning curves in one /metrics answer: enough for
+// every sweep a person reads on one page, small enough to answer fast at 100,000.
+constexpr int kDefaultTrialLimit = 2000;
+constexpr int kDefaultSeriesLimit = 100;
+constexpr int kMaxListLimit = 100000;
 
 std::string RandomToken() {
   std::random_device rd;
@@ -90,6 +95,15 @@ void SendResult(httplib::Response& res, const absl::StatusOr<json>& result) {
       break;
   }
   SendError(res, status, std::string(result.status().message()));
+}
+
+// The integer query parameter `name` clamped to [1, kMaxListLimit], or `fallback`.
+int ListLimit(const httplib::Request& req, const char* name, int fallback) {
+  int n = fallback;
+  if (req.has_param(name) && absl::SimpleAtoi(req.get_param_value(name), &n)) {
+    return std::clamp(n, 1, kMaxListLimit);
+  }
+  return fallback;
 }
 
 int MaxPoints(const httplib::Request& req) {
@@ -288,11 +302,13 @@ void Dashboard::Route() {
   });
   s.Get(R"(/api/sweeps/([^/]+)/trials)",
         [reader](const httplib::Request& req, httplib::Response& res) {
-          SendResult(res, reader->Trials(req.matches[1]));
+          SendResult(res, reader->Trials(req.matches[1],
+                                         ListLimit(req, "limit", kDefaultTrialLimit)));
         });
   s.Get(R"(/api/sweeps/([^/]+)/metrics)", [reader](const httplib::Request& req,
                                                    httplib::Response& res) {
-    SendResult(res, reader->Metrics(req.matches[1], req.get_param_value("name"), MaxPoints(req)));
+    SendResult(res, reader->Metrics(req.matches[1], req.get_param_value("name"), MaxPoints(req),
+                                    ListLimit(req, "series", kDefaultSeriesLimit)));
   });
   s.Get(R"(/api/trials/([^/]+))", [reader](const httplib::Request& req, httplib::Response& res) {
     SendResult(res, reader->Trial(req.matches[1], MaxPoints(req)));

@@ -8,7 +8,7 @@
 
 namespace sweep {
 
-void DurationStats::Add(double seconds, int gpus) {
+void DurationStats::Add(double seconds, double gpus) {
   seconds = std::max(0.0, seconds);
   min = n == 0 ? seconds : std::min(min, seconds);
   max = n == 0 ? seconds : std::max(max, seconds);
@@ -23,6 +23,11 @@ Estimate EstimateSweep(const EstimateInput& in) {
   double running_gpu_seconds = 0;
   for (const RunningTrial& r : in.running) running_gpu_seconds += r.elapsed * r.gpus;
   e.gpu_hours_so_far = (in.ended.gpu_seconds + running_gpu_seconds) / 3600;
+  constexpr double kJoulesPerKwh = 3.6e6;
+  double running_joules = 0;
+  for (const RunningTrial& r : in.running) running_joules += r.energy_joules;
+  e.energy_kwh_so_far = (in.energy.joules + running_joules) / kJoulesPerKwh;
+  e.energy_kwh_total = e.energy_kwh_so_far;
 
   // The mean duration and its standard error.
   double mean = 0, se = 0, floor = 0;
@@ -83,7 +88,19 @@ Estimate EstimateSweep(const EstimateInput& in) {
                       (running_gpu_left + static_cast<double>(in.unstarted) * mean *
                                               in.gpus_per_trial) /
                           3600;
-  if (in.cost) e.money_total = e.gpu_hours_total * in.cost->gpu_hour;
+  if (in.energy.n > 0) {
+    // Each trial still to run uses what an ended one did on average; a running one,
+    // the part of that average its elapsed time has not reached yet.
+    double per_trial = in.energy.joules / static_cast<double>(in.energy.n);
+    double left = static_cast<double>(in.unstarted) * per_trial;
+    for (const RunningTrial& r : in.running) {
+      if (mean > 0) left += per_trial * std::max(0.0, mean - r.elapsed) / mean;
+    }
+    e.energy_kwh_total += left / kJoulesPerKwh;
+  }
+  if (in.cost) {
+    e.money_total = e.gpu_hours_total * in.cost->gpu_hour + e.energy_kwh_total * in.cost->kwh;
+  }
   return e;
 }
 

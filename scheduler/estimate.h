@@ -1,5 +1,5 @@
-// Estimates of a sweep's time to finish, GPU-hours and money, from what it has run
-// so far. Pure functions of their input; thread-safe.
+// Estimates of a sweep's time to finish, GPU-hours, energy and money, from what it
+// has run so far. Pure functions of their input; thread-safe.
 //
 // The model: a trial takes the mean duration of the trials that ended (early-stopped
 // ones included, so early stopping shortens the estimate as it happens). Before any
@@ -8,6 +8,10 @@
 // is projected to take e * S / s. The work left (queued trials times the mean, plus
 // what the running ones still need) is shared by the slots the sweep can use. The
 // range is the mean plus or minus two standard errors, so it narrows as trials end.
+// Energy: what the workers measured so far (ended and running trials), plus the mean
+// energy of an ended trial for each trial still to run and the part of it a running
+// trial has not used yet. Money: GPU-hours times cost.gpu_hour plus kWh times
+// cost.kwh.
 #ifndef SWEEP_SCHEDULER_ESTIMATE_H_
 #define SWEEP_SCHEDULER_ESTIMATE_H_
 
@@ -26,12 +30,24 @@ struct DurationStats {
   double sum = 0, sum_sq = 0;
   double min = 0, max = 0;
   double gpu_seconds = 0;  // duration times GPUs, over ended trials
-  void Add(double seconds, int gpus);
+  void Add(double seconds, double gpus);
+};
+
+// GPU energy the workers measured for a sweep's ended trials.
+struct EnergyStats {
+  int64_t n = 0;        // trials with a measurement
+  double joules = 0;
+  void Add(double j) {
+    ++n;
+    joules += j;
+  }
 };
 
 struct RunningTrial {
   double elapsed = 0;                  // seconds since it started
-  int gpus = 0;                        // GPUs it holds (0 on a CPU slot)
+  double gpus = 0;                     // GPUs it holds (0 on a CPU slot; a share
+                                       // of one when trials share a GPU)
+  double energy_joules = 0;            // measured so far, 0 when unknown
   int64_t last_step = 0;               // highest step reported, 0 if none
   std::optional<int64_t> total_steps;  // expected steps, when known
 };
@@ -42,7 +58,8 @@ struct EstimateInput {
   int64_t unstarted = 0;  // trials still to run (queued and not yet created)
   bool unbounded = false; // no run_cap: the sweep runs until cancelled
   int slots = 1;          // trials the sweep can run at once now (>= 1)
-  int gpus_per_trial = 0; // GPUs each future trial will hold (0: CPU slots)
+  double gpus_per_trial = 0; // GPUs each future trial will hold (0: CPU slots)
+  EnergyStats energy;     // of ended trials
   std::optional<spec::Cost> cost;
 };
 
@@ -54,7 +71,10 @@ struct Estimate {
   double seconds_left_high = 0;
   double gpu_hours_so_far = 0;
   double gpu_hours_total = 0;  // expected, for the whole sweep
-  std::optional<double> money_total;  // gpu_hours_total * cost.gpu_hour
+  double energy_kwh_so_far = 0;  // measured, ended and running trials
+  double energy_kwh_total = 0;   // expected, for the whole sweep (so far when unknown)
+  // gpu_hours_total * cost.gpu_hour + energy_kwh_total * cost.kwh
+  std::optional<double> money_total;
 };
 
 Estimate EstimateSweep(const EstimateInput& in);

@@ -84,7 +84,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Store* store, Clock
                                                              SchedulerOptions options) {
   std::unique_ptr<Scheduler> s(new Scheduler(store, clock, options));
   absl::MutexLock lock(&s->mu_);
-  SWEEP_RETURN_IF_ERROR(s->Rebuild());
+  SWEEP_RETURN_IF_ERROR(s->Rebuild(/*load_workers=*/true));
   return s;
 }
 
@@ -92,7 +92,84 @@ Scheduler::~Scheduler() { Shutdown(); }
 
 double Scheduler::NowSeconds() const { return ToUnixSecondsDouble(clock_->Now()); }
 
-absl::Status Scheduler::Rebuild() {
+namespace {
+
+const absl::Status& StatusOf(const absl::Status& s) { return s; }
+template <typename T>
+const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
+// Errors of the database (full disk, locked, I/O), as opposed to the refusals of a
+// request, which leave the in-memory state as it was.
+bool IsStorageError(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kAborted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+template <typename Fn>
+auto Scheduler::Atomically(Fn body) -> decltype(body()) {
+  if (clock_->Now() < write_retry_at_) {
+    // The database failed a moment ago: refuse writes for a while instead of
+    // rebuilding the state on every request. Reads go on.
+    return absl::UnavailableError(absl::StrCat(
+        "the scheduler cannot write its database (", write_failure_,
+        "); nothing was recorded: retry in a moment"));
+  }
+  if (needs_rebuild_) Recover(absl::UnavailableError("the last rebuild failed"));
+  std::optional<decltype(body())> out;
+  write_error_ = absl::OkStatus();
+  int64_t changes = store_->TotalChanges();
+  absl::Status st = store_->InTransaction([&]() -> absl::Status {
+    out.emplace(body());
+    if (!StatusOf(*out).ok()) return StatusOf(*out);
+    return write_error_;
+  });
+  write_error_ = absl::OkStatus();
+  if (st.ok()) {
+    // A transaction that wrote nothing proves nothing about the disk.
+    if (!write_failure_.empty() && store_->TotalChanges() != changes) {
+      spdlog::info("the database takes writes again");
+      write_failure_.clear();
+    }
+    return std::move(*out);
+  }
+  if (!IsStorageError(st)) return st;
+  Recover(st);
+  write_failure_ = std::string(st.message());
+  write_retry_at_ = clock_->Now() + kWriteRetryDelay;
+  return absl::UnavailableError(absl::StrCat("the scheduler could not write its database (",
+                                             st.message(), "); nothing was recorded: retry"));
+}
+
+void Scheduler::Recover(const absl::Status& why) {
+  spdlog::error("database write failed: {}; the change was rolled back and the state is "
+                "rebuilt from the database",
+                std::string(why.message()));
+  sweeps_.clear();
+  sweep_order_.clear();
+  active_.clear();
+  absl::Status st = Rebuild(/*load_workers=*/false);
+  needs_rebuild_ = !st.ok();
+  if (needs_rebuild_) {
+    spdlog::error("rebuilding from the database failed: {}; trying again on the next request",
+                  std::string(st.message()));
+  }
+  work_available_.SignalAll();
+}
+
+absl::Status Scheduler::Rebuild(bool load_workers) {
   absl::Time now = clock_->Now();
   SWEEP_ASSIGN_OR_RETURN(std::vector<SweepRow> sweeps, store_->LoadSweeps());
   SWEEP_ASSIGN_OR_RETURN(std::vector<TrialRow> trials, store_->LoadActiveTrials());
@@ -132,14 +209,31 @@ absl::Status Scheduler::Rebuild() {
         a.stop_as = TrialState::kCancelled;
       }
     }
+    // Budgets that had ended the launching of new trials before the restart.
+    if (s.failed >= s.spec.max_failed_trials.value_or(INT64_MAX)) {
+      StopLaunching(s, absl::StrCat("max_failed_trials (", s.failed, ") reached"));
+    }
+    if (const std::optional<spec::Metric>& m = s.spec.metric; m && m->target) {
+      for (const spec::Observation& o : s.history) {
+        if (o.value && !(m->goal == spec::Goal::kMaximize ? *o.value < *m->target
+                                                           : *o.value > *m->target)) {
+          StopLaunching(s, absl::StrCat("metric.target (", m->name, " ", *m->target,
+                                        ") reached"));
+          break;
+        }
+      }
+    }
   }
-  SWEEP_ASSIGN_OR_RETURN(std::vector<WorkerRow> workers, store_->LoadWorkers());
-  for (WorkerRow& w : workers) {
-    if (w.state == "lost") continue;
-    WorkerState& ws = workers_[w.id];
-    ws.row = std::move(w);
-    ws.last_seen = now;
+  if (load_workers) {
+    SWEEP_ASSIGN_OR_RETURN(std::vector<WorkerRow> workers, store_->LoadWorkers());
+    for (WorkerRow& w : workers) {
+      if (w.state == "lost") continue;
+      WorkerState& ws = workers_[w.id];
+      ws.row = std::move(w);
+      ws.last_seen = now;
+    }
   }
+  SWEEP_RETURN_IF_ERROR(RestoreHeldGpus());
   for (auto& [id, s] : sweeps_) MaybeFinishSweep(s);
   spdlog::info("state rebuilt: {} running sweeps, {} active trials, {} workers",
                sweep_order_.size(), active_.size(), workers_.size());
@@ -174,6 +268,12 @@ absl::Status Scheduler::LoadHistory(SweepState& s) {
         .params = nlohmann::json::parse(t.params_json, nullptr, false),
         .value = *st == TrialState::kFailed ? std::nullopt : t.final_metric});
   }
+  // GPU energy of ended trials, for the estimates.
+  SWEEP_ASSIGN_OR_RETURN(auto gpu_rows, store_->LoadTrialGpu(s.row.id));
+  for (const auto& [id, g] : gpu_rows) {
+    std::optional<TrialState> st = ParseTrialState(g.state);
+    if (st && IsTerminal(*st) && g.energy_joules) s.energy.Add(*g.energy_joules);
+  }
   return absl::OkStatus();
 }
 
@@ -181,7 +281,10 @@ void Scheduler::Event(const std::string& kind, const std::string& sweep,
                       const std::string& trial, const std::string& worker,
                       const std::string& message) {
   absl::Status st = store_->AddEvent(NowSeconds(), kind, sweep, trial, worker, message);
-  if (!st.ok()) spdlog::warn("could not record event {}: {}", kind, std::string(st.message()));
+  if (!st.ok()) {
+    spdlog::warn("could not record event {}: {}", kind, std::string(st.message()));
+    write_error_.Update(st);
+  }
 }
 
 void Scheduler::SetWorkerState(WorkerState& w, const std::string& state,
@@ -190,13 +293,20 @@ void Scheduler::SetWorkerState(WorkerState& w, const std::string& state,
   w.row.trial_id = trial;
   w.row.last_heartbeat = ToUnixSecondsDouble(w.last_seen);
   absl::Status st = store_->UpsertWorker(w.row);
-  if (!st.ok()) spdlog::warn("could not save worker {}: {}", w.row.id, std::string(st.message()));
+  if (!st.ok()) {
+    spdlog::warn("could not save worker {}: {}", w.row.id, std::string(st.message()));
+    write_error_.Update(st);
+  }
 }
 
 // ---------------------------------------------------------------- worker side
 
 absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterRequest& req) {
   absl::MutexLock lock(&mu_);
+  return Atomically([&] { return RegisterLocked(req); });
+}
+
+absl::StatusOr<v1::RegisterResponse> Scheduler::RegisterLocked(const v1::RegisterRequest& req) {
   WorkerRow row;
   row.host = req.host();
   row.pid = req.pid();
@@ -252,7 +362,8 @@ absl::StatusOr<v1::LeaseTrialResponse> Scheduler::LeaseTrial(
     w.last_seen = clock_->Now();
     if (w.row.state == "lost") SetWorkerState(w, "idle", "");
     if (w.row.state != "draining") {
-      SWEEP_ASSIGN_OR_RETURN(std::optional<v1::TrialAssignment> a, TryLease(w));
+      SWEEP_ASSIGN_OR_RETURN(std::optional<v1::TrialAssignment> a,
+                             Atomically([&] { return TryLease(w); }));
       if (a) {
         *resp.mutable_trial() = std::move(*a);
         return resp;
@@ -265,12 +376,14 @@ absl::StatusOr<v1::LeaseTrialResponse> Scheduler::LeaseTrial(
 absl::StatusOr<std::optional<v1::TrialAssignment>> Scheduler::TryLease(WorkerState& w) {
   // A copy: a sweep may finish (and leave sweep_order_) while we look.
   const std::vector<std::string> order = sweep_order_;
+  std::optional<std::vector<GpuLoad>> gpu_loads;  // computed on first use
   for (size_t i = 0; i < order.size(); ++i) {
     const std::string& sweep_id = order[i];
     SweepState& s = sweeps_.at(sweep_id);
     if (s.row.state != "running") continue;
     if (s.spec.max_concurrent > 0 && s.running >= s.spec.max_concurrent) continue;
-    if (s.spec.resources.gpus_per_trial > 0 && !w.row.has_gpu) continue;
+    std::vector<GpuLoad> extra_gpus;
+    if (!PlacementFits(s, w, gpu_loads, &extra_gpus)) continue;
 
     ActiveTrial* t = nullptr;
     if (!s.queued.empty()) {
@@ -351,6 +464,7 @@ absl::StatusOr<std::optional<v1::TrialAssignment>> Scheduler::TryLease(WorkerSta
       out.add_argv(arg.get<std::string>());
     }
     out.set_working_dir(s.row.working_dir);
+    AddGpuAssignment(s, w, extra_gpus, out);
     return std::optional<v1::TrialAssignment>(std::move(out));
   }
   return std::optional<v1::TrialAssignment>();
@@ -447,6 +561,10 @@ absl::StatusOr<Scheduler::ActiveTrial*> Scheduler::FindLease(const std::string& 
 
 absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRequest& req) {
   absl::MutexLock lock(&mu_);
+  return Atomically([&] { return HeartbeatLocked(req); });
+}
+
+absl::StatusOr<v1::HeartbeatResponse> Scheduler::HeartbeatLocked(const v1::HeartbeatRequest& req) {
   v1::HeartbeatResponse resp;
   auto it = workers_.find(req.worker_id());
   if (it == workers_.end()) {
@@ -465,6 +583,13 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRe
     }
     (*t)->lease_deadline = clock_->Now() + options_.lease_timeout;
     trial = r.trial_id();
+    if (r.has_usage()) RecordGpuUsage(**t, r.usage(), "", /*final=*/false);
+  }
+  if (w.message != req.message()) {
+    w.message = req.message();
+    if (absl::Status st = store_->UpdateWorkerMessage(w.row.id, w.message); !st.ok()) {
+      spdlog::warn("could not save worker {}: {}", w.row.id, std::string(st.message()));
+    }
   }
   std::string state = req.draining() ? "draining" : (trial.empty() ? "idle" : "busy");
   SetWorkerState(w, state, trial);
@@ -474,6 +599,10 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(const v1::HeartbeatRe
 absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetrics(
     const v1::ReportMetricsRequest& req) {
   absl::MutexLock lock(&mu_);
+  return Atomically([&] { return ReportMetricsLocked(req); });
+}
+
+absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetricsLocked(const v1::ReportMetricsRequest& req) {
   SWEEP_ASSIGN_OR_RETURN(ActiveTrial * t,
                          FindLease(req.worker_id(), req.trial_id(), req.epoch()));
   v1::ReportMetricsResponse resp;
@@ -544,6 +673,10 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetrics(
 absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrial(
     const v1::FinishTrialRequest& req) {
   absl::MutexLock lock(&mu_);
+  return Atomically([&] { return FinishTrialLocked(req); });
+}
+
+absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrialLocked(const v1::FinishTrialRequest& req) {
   absl::StatusOr<ActiveTrial*> found =
       FindLease(req.worker_id(), req.trial_id(), req.epoch());
   if (!found.ok()) {
@@ -556,6 +689,9 @@ absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrial(
     return found.status();
   }
   ActiveTrial& t = **found;
+  if (req.has_usage() || !req.failure_kind().empty()) {
+    RecordGpuUsage(t, req.usage(), req.failure_kind(), /*final=*/true);
+  }
   std::string worker_id = req.worker_id();
   if (auto w = workers_.find(worker_id); w != workers_.end()) {
     w->second.last_seen = clock_->Now();
@@ -589,8 +725,16 @@ absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrial(
                                      t.row.message.empty() ? "" : ": ", t.row.message);
   SWEEP_RETURN_IF_ERROR(MoveTrial(t, to));
   Event("trial_ended", sweep_id, id, worker_id, message);
+  v1::FinishTrialResponse resp;
+  // The slot's next trial in the same reply (and the same transaction): one round
+  // trip between two trials instead of two.
+  if (auto w = workers_.find(worker_id);
+      req.lease_next() && !shutdown_ && w != workers_.end() && w->second.row.state != "draining") {
+    SWEEP_ASSIGN_OR_RETURN(std::optional<v1::TrialAssignment> next, TryLease(w->second));
+    if (next) *resp.mutable_next() = std::move(*next);
+  }
   work_available_.SignalAll();  // a max_concurrent slot may have opened
-  return v1::FinishTrialResponse();
+  return resp;
 }
 
 void Scheduler::MaybeFinishSweep(SweepState& s) {
@@ -606,7 +750,10 @@ void Scheduler::MaybeFinishSweep(SweepState& s) {
                          : absl::StrCat(s.launch_stopped, " after ", s.row.next_index,
                                         " trials");
   absl::Status st = store_->UpdateSweep(s.row);
-  if (!st.ok()) spdlog::warn("could not save sweep {}: {}", s.row.id, std::string(st.message()));
+  if (!st.ok()) {
+    spdlog::warn("could not save sweep {}: {}", s.row.id, std::string(st.message()));
+    write_error_.Update(st);
+  }
   std::erase(sweep_order_, s.row.id);
   Event("sweep_finished", s.row.id, "", "", s.row.end_reason);
   spdlog::info("sweep {} finished: {}", s.row.id, s.row.end_reason);
@@ -635,6 +782,17 @@ absl::StatusOr<v1::SubmitSweepResponse> Scheduler::SubmitSweep(
   std::string file = req.file_name().empty() ? "<spec>" : req.file_name();
   SWEEP_ASSIGN_OR_RETURN(spec::SweepSpec parsed, spec::ParseSpec(req.spec_yaml(), file));
   absl::MutexLock lock(&mu_);
+  // A sweep no connected GPU could ever run is refused, not queued forever.
+  if (std::string why = NeverPlaceableNow(parsed); !why.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ": ", why, "; the sweep was not submitted"));
+  }
+  if (req.dry_run()) return DryRun(parsed);
+  return Atomically([&] { return SubmitSweepLocked(req, file, std::move(parsed)); });
+}
+
+absl::StatusOr<v1::SubmitSweepResponse> Scheduler::SubmitSweepLocked(
+    const v1::SubmitSweepRequest& req, const std::string& file, spec::SweepSpec parsed) {
   SweepRow row;
   do {
     row.id = NewSweepId(gen_);
@@ -693,6 +851,9 @@ absl::StatusOr<v1::SweepSummary> Scheduler::Summarize(const SweepRow& stored) {
     if (row.state == "running") AddEstimate(*live, s);
   }
   SWEEP_ASSIGN_OR_RETURN(auto counts, store_->CountTrials(row.id));
+  SWEEP_ASSIGN_OR_RETURN(auto gpu_notes, store_->CountGpuNotes(row.id));
+  s.set_no_gpu_activity(gpu_notes["no_gpu_activity"]);
+  s.set_oom(gpu_notes["oom"]);
   int64_t unstarted = row.state == "running" && row.budget >= 0 &&
                               !(live && !live->launch_stopped.empty())
                           ? row.budget - row.next_index
@@ -716,14 +877,21 @@ absl::StatusOr<v1::SweepSummary> Scheduler::Summarize(const SweepRow& stored) {
 }
 
 Scheduler::SlotCount Scheduler::CountSlots(const SweepState& s) const {
+  // CPU slots run one trial each; GPU slots as many as fit on their GPUs
+  // (placement.h), which may be fewer than the slots.
   SlotCount c;
-  for (const auto& [id, w] : workers_) {
-    if (w.row.state == "lost" || w.row.state == "draining") continue;
-    if (s.spec.resources.gpus_per_trial > 0 && !w.row.has_gpu) continue;
-    ++c.eligible;
-    c.idle += w.row.state == "idle";
-    c.gpu += w.row.has_gpu;
+  GpuNeed need = NeedOf(s.spec.resources);
+  if (need.gpus == 0) {
+    for (const auto& [id, w] : workers_) {
+      if (w.row.state == "lost" || w.row.state == "draining" || w.row.has_gpu) continue;
+      ++c.eligible;
+      c.idle += w.row.state == "idle";
+    }
   }
+  Capacity gpus = CountCapacity(need, GpuLoads(""));
+  c.eligible += gpus.total;
+  c.idle += gpus.free;
+  c.gpu = gpus.total;
   return c;
 }
 
@@ -738,8 +906,13 @@ void Scheduler::AddEstimate(const SweepState& s, v1::SweepSummary& out) {
       ++in.unstarted;
       continue;
     }
+    auto live = live_usage_.find(id);
     in.running.push_back(RunningTrial{.elapsed = now - t.row.started_at,
                                       .gpus = TrialGpus(s, t.row),
+                                      .energy_joules = live != live_usage_.end() &&
+                                                               live->second.first == t.row.epoch
+                                                           ? live->second.second.energy_joules()
+                                                           : 0,
                                       .last_step = t.last_step,
                                       .total_steps = ExpectedSteps(s.spec, t.row.params_json)});
   }
@@ -750,7 +923,11 @@ void Scheduler::AddEstimate(const SweepState& s, v1::SweepSummary& out) {
   in.slots = std::max(1, s.spec.max_concurrent > 0
                              ? std::min(slots.eligible, s.spec.max_concurrent)
                              : slots.eligible);
-  in.gpus_per_trial = slots.gpu > 0 ? std::max(1, s.spec.resources.gpus_per_trial) : 0;
+  in.gpus_per_trial = slots.gpu > 0 ? std::max(1, s.spec.resources.gpus_per_trial) /
+                                           static_cast<double>(
+                                               std::max(1, s.spec.resources.trials_per_gpu))
+                                     : 0;
+  in.energy = s.energy;
   Estimate e = EstimateSweep(in);
   out.set_has_estimate(e.known);
   out.set_estimate_basis(e.basis);
@@ -759,6 +936,8 @@ void Scheduler::AddEstimate(const SweepState& s, v1::SweepSummary& out) {
   out.set_eta_high_seconds(e.seconds_left_high);
   out.set_gpu_hours_so_far(e.gpu_hours_so_far);
   out.set_gpu_hours_total(e.gpu_hours_total);
+  out.set_energy_kwh_so_far(e.energy_kwh_so_far);
+  out.set_energy_kwh_total(e.energy_kwh_total);
   if (e.money_total) {
     out.set_has_cost(true);
     out.set_cost_total(*e.money_total);
@@ -775,13 +954,19 @@ std::string Scheduler::WaitingReason(const SweepState& s) {
   }
   auto [eligible, free, gpu] = CountSlots(s);
   if (eligible == 0) {
-    return s.spec.resources.gpus_per_trial > 0
-               ? absl::StrCat("needs a GPU slot (resources.gpus_per_trial: ",
-                              s.spec.resources.gpus_per_trial,
-                              ") and no GPU worker is connected")
-               : "no worker is connected";
+    if (s.spec.resources.gpus_per_trial == 0) return "no worker is connected";
+    if (std::string why = NeverPlaceableNow(s.spec); !why.empty()) {
+      return absl::StrCat("no connected GPU can run its trials: ", why);
+    }
+    return absl::StrCat("needs a GPU slot (resources.gpus_per_trial: ",
+                        s.spec.resources.gpus_per_trial, ") and no GPU worker is connected");
   }
-  if (free == 0) return absl::StrCat("all ", eligible, " worker slots are busy");
+  if (free == 0) {
+    return gpu > 0 && s.spec.resources.gpus_per_trial > 0
+               ? absl::StrCat("the connected GPUs are full: they run at most ", eligible,
+                              " of its trials at once (resources)")
+               : absl::StrCat("all ", eligible, " worker slots are busy");
+  }
   return "";
 }
 
@@ -811,6 +996,7 @@ absl::StatusOr<v1::GetStatusResponse> Scheduler::GetStatus(const v1::GetStatusRe
     ws->set_state(w.row.state);
     ws->set_trial_id(w.row.trial_id);
     ws->set_last_heartbeat(ToUnixSecondsDouble(w.last_seen));
+    ws->set_message(w.message);
   }
   return resp;
 }
@@ -826,9 +1012,12 @@ absl::StatusOr<v1::ListTrialsResponse> Scheduler::ListTrials(
   if (!req.metric().empty()) {
     SWEEP_ASSIGN_OR_RETURN(values, store_->LastValues(req.sweep_id(), req.metric()));
   }
+  SWEEP_ASSIGN_OR_RETURN(auto gpu_rows, store_->LoadTrialGpu(req.sweep_id()));
   for (const TrialRow& t : trials) {
     v1::TrialSummary* s = resp.add_trials();
     *s = ToSummary(t);
+    auto g = gpu_rows.find(t.id);
+    AddGpuSummary(g == gpu_rows.end() ? nullptr : &g->second, *s);
     if (auto it = values.find(t.id); it != values.end()) {
       s->set_has_metric_value(true);
       s->set_metric_value(it->second);
@@ -840,6 +1029,10 @@ absl::StatusOr<v1::ListTrialsResponse> Scheduler::ListTrials(
 absl::StatusOr<v1::CancelSweepResponse> Scheduler::CancelSweep(
     const v1::CancelSweepRequest& req) {
   absl::MutexLock lock(&mu_);
+  return Atomically([&] { return CancelSweepLocked(req); });
+}
+
+absl::StatusOr<v1::CancelSweepResponse> Scheduler::CancelSweepLocked(const v1::CancelSweepRequest& req) {
   SWEEP_ASSIGN_OR_RETURN(SweepRow stored, store_->LoadSweep(req.sweep_id()));
   auto it = sweeps_.find(req.sweep_id());
   if (stored.state != "running" || it == sweeps_.end()) {
@@ -883,6 +1076,8 @@ absl::StatusOr<v1::GetTrialResponse> Scheduler::GetTrial(const v1::GetTrialReque
   SWEEP_ASSIGN_OR_RETURN(TrialRow row, store_->LoadTrial(req.trial_id()));
   v1::GetTrialResponse resp;
   *resp.mutable_trial() = ToSummary(row);
+  absl::StatusOr<TrialGpuRow> gpu_row = store_->LoadOneTrialGpu(row.id);
+  AddGpuSummary(gpu_row.ok() ? &*gpu_row : nullptr, *resp.mutable_trial());
   resp.set_stdout_tail(row.stdout_tail);
   resp.set_stderr_tail(row.stderr_tail);
   return resp;
@@ -892,6 +1087,11 @@ absl::StatusOr<v1::GetTrialResponse> Scheduler::GetTrial(const v1::GetTrialReque
 
 void Scheduler::Tick() {
   absl::MutexLock lock(&mu_);
+  absl::Status st = Atomically([&] { return TickLocked(); });
+  if (!st.ok()) spdlog::error("housekeeping failed: {}", std::string(st.message()));
+}
+
+absl::Status Scheduler::TickLocked() {
   absl::Time now = clock_->Now();
   double now_s = ToUnixSecondsDouble(now);
   for (auto& [id, s] : sweeps_) {
@@ -934,6 +1134,7 @@ void Scheduler::Tick() {
       SetWorkerState(w, "lost", "");
     }
   }
+  return absl::OkStatus();
 }
 
 void Scheduler::Shutdown() {

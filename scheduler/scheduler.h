@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "scheduler/early_stopping.h"
 #include "scheduler/estimate.h"
+#include "scheduler/placement.h"
 #include "scheduler/store.h"
 #include "scheduler/trial_state.h"
 #include "sweep/v1/sweep.pb.h"
@@ -108,6 +109,7 @@ class Scheduler {
     std::unique_ptr<EarlyStopper> stopper;   // null without early_terminate
     std::vector<spec::Observation> history;  // ended trials, for the samplers
     DurationStats durations;                 // ended trials, for the estimates
+    EnergyStats energy;                      // GPU energy of trials that ended
   };
   struct ActiveTrial {
     TrialRow row;
@@ -121,11 +123,37 @@ class Scheduler {
   struct WorkerState {
     WorkerRow row;
     absl::Time last_seen;
+    std::string message;  // what the worker last said about its GPU (heartbeat)
   };
 
   Scheduler(Store* store, Clock* clock, SchedulerOptions options)
       : store_(store), clock_(clock), options_(options) {}
-  absl::Status Rebuild() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Loads the running sweeps and their queued and running trials from the store
+  // (and the workers, with `load_workers`).
+  absl::Status Rebuild(bool load_workers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `body` (returning absl::Status or absl::StatusOr) as one database
+  // transaction. When a write fails (full disk, locked or broken database), none of
+  // it is stored, the in-memory state is rebuilt from the database so that the two
+  // agree again, and the caller gets Unavailable: nothing was recorded, retry.
+  template <typename Fn>
+  auto Atomically(Fn body) -> decltype(body()) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Recover(const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The bodies of the public calls that write, run under mu_ inside Atomically().
+  absl::StatusOr<v1::RegisterResponse> RegisterLocked(const v1::RegisterRequest& req)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::HeartbeatResponse> HeartbeatLocked(const v1::HeartbeatRequest& req)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::ReportMetricsResponse> ReportMetricsLocked(
+      const v1::ReportMetricsRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::FinishTrialResponse> FinishTrialLocked(const v1::FinishTrialRequest& req)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::SubmitSweepResponse> SubmitSweepLocked(const v1::SubmitSweepRequest& req,
+                                                            const std::string& file,
+                                                            spec::SweepSpec parsed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::CancelSweepResponse> CancelSweepLocked(const v1::CancelSweepRequest& req)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status TickLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fills the stopper, history and failure count of `s` from the store.
   absl::Status LoadHistory(SweepState& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double NowSeconds() const;
@@ -162,10 +190,43 @@ class Scheduler {
   // Fills the estimate fields of `out` for a running sweep.
   void AddEstimate(const SweepState& s, v1::SweepSummary& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // GPUs a trial of `s` holds on the slot it ran on (0 on a CPU slot).
-  static int TrialGpus(const SweepState& s, const TrialRow& t) {
-    return t.gpu >= 0 ? std::max(1, s.spec.resources.gpus_per_trial) : 0;
+  // GPUs a trial of `s` holds on the slot it ran on (0 on a CPU slot): a share of
+  // one when trials_per_gpu trials share a GPU.
+  static double TrialGpus(const SweepState& s, const TrialRow& t) {
+    if (t.gpu < 0) return 0;
+    const spec::Resources& r = s.spec.resources;
+    return std::max(1, r.gpus_per_trial) / static_cast<double>(std::max(1, r.trials_per_gpu));
   }
+  // ---- GPU placement (scheduler/placement.h)
+  // The GPUs of the connected GPU slots, grouped by (host, UUID), with the trials
+  // running on each; only those of `host` unless it is empty.
+  std::vector<GpuLoad> GpuLoads(const std::string& host) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a trial of `s` may start on slot `w` now; for a trial of several GPUs,
+  // sets *extra to the other GPUs it would take. `loads` is computed on first use
+  // (GPU slots only) and shared by the sweeps one TryLease looks at.
+  bool PlacementFits(const SweepState& s, const WorkerState& w,
+                     std::optional<std::vector<GpuLoad>>& loads, std::vector<GpuLoad>* extra)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds the GPU fields (gpus, gpu_check, gpu_memory) to a new lease of `s` on `w`.
+  void AddGpuAssignment(const SweepState& s, const WorkerState& w,
+                        const std::vector<GpuLoad>& extra, v1::TrialAssignment& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stores what the worker measured of a trial on its GPUs (heartbeat or finish).
+  void RecordGpuUsage(const ActiveTrial& t, const v1::TrialGpuUsage& usage,
+                      const std::string& failure_kind, bool final)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fills the GPU fields of a trial summary from `row` and, for a running trial,
+  // from its last heartbeat.
+  void AddGpuSummary(const TrialGpuRow* row, v1::TrialSummary& out) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // SubmitSweep with dry_run: the budget, warnings and placement verdict of
+  // `spec` on the connected workers; stores nothing.
+  v1::SubmitSweepResponse DryRun(const spec::SweepSpec& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Rebuilds held_gpus_ from the store, for the running trials of several GPUs.
+  absl::Status RestoreHeldGpus() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Why no trial of `spec` could run on the connected GPUs, or "".
+  std::string NeverPlaceableNow(const spec::SweepSpec& spec) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Why the queued trials of `s` wait, or "" when nothing holds them back.
   std::string WaitingReason(const SweepState& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetWorkerState(WorkerState& w, const std::string& state, const std::string& trial)
@@ -182,12 +243,32 @@ class Scheduler {
   absl::Mutex mu_;
   absl::CondVar work_available_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  // The first write error in the running Atomically() body that its code only logged
+  // (events, worker rows): it still fails the transaction.
+  absl::Status write_error_ ABSL_GUARDED_BY(mu_);
+  bool needs_rebuild_ ABSL_GUARDED_BY(mu_) = false;  // the last Recover() failed
+  // After a failed write, writes are refused until write_retry_at_ (reads go on).
+  static constexpr absl::Duration kWriteRetryDelay = absl::Seconds(1);
+  absl::Time write_retry_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::string write_failure_ ABSL_GUARDED_BY(mu_);  // why, while it lasts
   absl::BitGen gen_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, SweepState> sweeps_ ABSL_GUARDED_BY(mu_);  // running or
                                                                     // with live trials
   std::vector<std::string> sweep_order_ ABSL_GUARDED_BY(mu_);  // leasable, oldest first
   std::map<std::string, ActiveTrial> active_ ABSL_GUARDED_BY(mu_);  // queued, running
   std::map<std::string, WorkerState> workers_ ABSL_GUARDED_BY(mu_);
+  // The extra GPUs of running trials of several GPUs, by trial id; an entry counts
+  // only while its trial runs under that worker and epoch.
+  struct HeldGpus {
+    std::string worker_id;
+    int64_t epoch = 0;
+    std::vector<std::string> uuids;
+    std::vector<int> indexes;
+  };
+  std::map<std::string, HeldGpus> held_gpus_ ABSL_GUARDED_BY(mu_);
+  // The last usage a running trial's heartbeat reported, by trial id (epoch-checked).
+  std::map<std::string, std::pair<int64_t, v1::TrialGpuUsage>> live_usage_
+      ABSL_GUARDED_BY(mu_);
 };
 
 // Converts a trial row to its wire form.

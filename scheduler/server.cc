@@ -1,5 +1,7 @@
 #include "scheduler/server.h"
 
+#include <signal.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/rpc.h"
 #include "common/status_util.h"
@@ -19,8 +21,12 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     return absl::InvalidArgumentError("give both --tls-cert and --tls-key, or neither");
   }
+  // A database that may not grow (RLIMIT_FSIZE) must fail its writes, which the
+  // scheduler reports and retries, not kill the process.
+  signal(SIGXFSZ, SIG_IGN);
   std::unique_ptr<SchedulerServer> s(new SchedulerServer());
   SWEEP_ASSIGN_OR_RETURN(s->store_, Store::Open(o.db_path));
+  SWEEP_RETURN_IF_ERROR(s->store_->CheckpointInBackground(absl::Milliseconds(500)));
   SWEEP_ASSIGN_OR_RETURN(s->core_,
                          Scheduler::Create(s->store_.get(), SystemClock::Get(), o.scheduler));
   s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get(), o.token);

@@ -2,10 +2,14 @@
 
 #include <sqlite3.h>
 
+#include <thread>
+#include <unordered_map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/status_util.h"
+#include "spdlog/spdlog.h"
 
 namespace sweep {
 namespace {
@@ -101,6 +105,19 @@ ALTER TABLE trials ADD COLUMN stopped_at_step INTEGER;
 CREATE INDEX trials_by_sweep_state ON trials(sweep_id, state, started_at, ended_at);
 CREATE INDEX trials_by_sweep_final ON trials(sweep_id, final_metric, idx);
 )sql",
+    // 4: GPU placement and telemetry (docs/schema.md): the GPUs a trial of several
+    // held, the no-silent-CPU flag, the kind of a failure (oom), peak GPU memory,
+    // energy and utilization; a worker's message about its GPU.
+    R"sql(
+ALTER TABLE trials ADD COLUMN gpus TEXT NOT NULL DEFAULT '';
+ALTER TABLE trials ADD COLUMN gpu_flag TEXT NOT NULL DEFAULT '';
+ALTER TABLE trials ADD COLUMN failure_kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE trials ADD COLUMN peak_gpu_memory_mib INTEGER;
+ALTER TABLE trials ADD COLUMN energy_joules REAL;
+ALTER TABLE trials ADD COLUMN gpu_utilization REAL;
+ALTER TABLE workers ADD COLUMN message TEXT NOT NULL DEFAULT '';
+CREATE INDEX trials_gpu_notes ON trials(sweep_id) WHERE gpu_flag <> '' OR failure_kind <> '';
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -114,8 +131,22 @@ absl::Status SqliteError(sqlite3* db, const std::string& what) {
   return absl::InternalError(msg);
 }
 
+}  // namespace
+
+// The statements of the hot paths (every lease, report and finish), prepared once:
+// parsing SQL again on every call was a large share of the scheduler's time.
+struct Store::StmtCache {
+  std::unordered_map<std::string, sqlite3_stmt*> stmts;
+  ~StmtCache() {
+    for (auto& [sql, stmt] : stmts) sqlite3_finalize(stmt);
+  }
+};
+
+namespace {
+
 // A prepared statement with positional binding helpers. Bind() calls take 1-based
-// indexes in order of appearance.
+// indexes in order of appearance. Built from SQL alone it prepares (and finalizes)
+// its own statement; built with a cache it borrows the cached one and resets it.
 class Stmt {
  public:
   Stmt(sqlite3* db, const char* sql) : db_(db) {
@@ -123,7 +154,26 @@ class Stmt {
       status_ = SqliteError(db, absl::StrCat("preparing ", sql));
     }
   }
-  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(sqlite3* db, Store::StmtCache& cache, const std::string& sql) : db_(db), cached_(true) {
+    sqlite3_stmt*& slot = cache.stmts[sql];
+    if (slot == nullptr && sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT,
+                                              &slot, nullptr) != SQLITE_OK) {
+      status_ = SqliteError(db, absl::StrCat("preparing ", sql));
+      cache.stmts.erase(sql);
+      return;
+    }
+    stmt_ = slot;
+  }
+  ~Stmt() {
+    if (!cached_) {
+      sqlite3_finalize(stmt_);
+    } else if (stmt_ != nullptr) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
   Stmt& Bind(const std::string& v) {
     sqlite3_bind_text(stmt_, ++n_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
@@ -184,6 +234,7 @@ class Stmt {
 
  private:
   sqlite3* db_;
+  bool cached_ = false;
   sqlite3_stmt* stmt_ = nullptr;
   int n_ = 0;
   absl::Status status_;
@@ -279,7 +330,74 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   return store;
 }
 
-Store::~Store() { sqlite3_close(db_); }
+// A thread with its own connection that checkpoints the WAL now and then.
+class Store::Checkpointer {
+ public:
+  Checkpointer(sqlite3* db, absl::Duration every) : db_(db), every_(every) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Checkpointer() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+    sqlite3_close(db_);
+  }
+
+ private:
+  void Run() {
+    absl::MutexLock lock(&mu_);
+    while (!mu_.AwaitWithTimeout(absl::Condition(&stop_), every_)) {
+      int frames = 0, copied = 0;
+      int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames,
+                                         &copied);
+      bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
+      if (failed && !failing_) spdlog::warn("WAL checkpoint failed: {}", sqlite3_errmsg(db_));
+      if (!failed && failing_) spdlog::info("WAL checkpoints work again");
+      failing_ = failed;
+    }
+  }
+
+  sqlite3* const db_;
+  const absl::Duration every_;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool failing_ = false;  // said once until checkpoints work again
+  std::thread thread_;
+};
+
+Store::Store(sqlite3* db) : db_(db), cache_(std::make_unique<StmtCache>()) {}
+
+Store::~Store() {
+  checkpointer_.reset();
+  cache_.reset();  // finalizes the cached statements before the connection closes
+  sqlite3_close(db_);
+}
+
+absl::Status Store::CheckpointInBackground(absl::Duration every) {
+  if (checkpointer_) return absl::OkStatus();
+  sqlite3* db = nullptr;
+  const char* path = sqlite3_db_filename(db_, "main");
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
+    absl::Status st = absl::UnavailableError(
+        absl::StrCat("cannot open ", path, " for checkpoints: ", db ? sqlite3_errmsg(db) : "?"));
+    sqlite3_close(db);
+    return st;
+  }
+  sqlite3_busy_timeout(db, 1000);
+  // A new connection knows the file is in WAL mode only once it has read it.
+  if (sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    absl::Status st = absl::UnavailableError(
+        absl::StrCat("cannot open ", path, " for checkpoints: ", sqlite3_errmsg(db)));
+    sqlite3_close(db);
+    return st;
+  }
+  SWEEP_RETURN_IF_ERROR(Exec("PRAGMA wal_autocheckpoint=0"));
+  checkpointer_ = std::make_unique<Checkpointer>(db, every);
+  return absl::OkStatus();
+}
 
 absl::Status Store::Exec(const char* sql) {
   char* err = nullptr;
@@ -314,16 +432,35 @@ absl::Status Store::Migrate() {
   return absl::OkStatus();
 }
 
+int64_t Store::TotalChanges() const { return sqlite3_total_changes64(db_); }
+
+absl::Status Store::ExecCached(const char* sql) {
+  return Stmt(db_, *cache_, sql).Run();
+}
+
 absl::Status Store::InTransaction(const std::function<absl::Status()>& body) {
-  SWEEP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  if (txn_depth_ > 0) {
+    ++txn_depth_;
+    absl::Status st = body();
+    --txn_depth_;
+    return st;
+  }
+  SWEEP_RETURN_IF_ERROR(ExecCached("BEGIN IMMEDIATE"));
+  txn_depth_ = 1;
   absl::Status st = body();
-  if (st.ok()) st = Exec("COMMIT");
-  if (!st.ok()) Exec("ROLLBACK").IgnoreError();
+  txn_depth_ = 0;
+  if (st.ok() && sqlite3_get_autocommit(db_)) {
+    // SQLite rolled the transaction back itself (a full disk, an I/O error): what
+    // the body wrote after that point was not part of it.
+    st = absl::UnavailableError("the database rolled the transaction back");
+  }
+  if (st.ok()) st = ExecCached("COMMIT");
+  if (!st.ok() && !sqlite3_get_autocommit(db_)) ExecCached("ROLLBACK").IgnoreError();
   return st;
 }
 
 absl::Status Store::InsertSweep(const SweepRow& s) {
-  return Stmt(db_, absl::StrCat("INSERT INTO sweeps (", kSweepColumns,
+  return Stmt(db_, *cache_, absl::StrCat("INSERT INTO sweeps (", kSweepColumns,
                                 ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
                        .c_str())
       .Bind(s.id).Bind(s.name).Bind(s.spec_yaml).Bind(s.file_name).Bind(s.working_dir)
@@ -334,7 +471,7 @@ absl::Status Store::InsertSweep(const SweepRow& s) {
 }
 
 absl::Status Store::UpdateSweep(const SweepRow& s) {
-  return Stmt(db_,
+  return Stmt(db_, *cache_,
               "UPDATE sweeps SET state=?, next_index=?, finished_at=?, end_reason=? "
               "WHERE id=?")
       .Bind(s.state).Bind(s.next_index).BindNullIf(s.finished_at == 0, s.finished_at)
@@ -343,7 +480,7 @@ absl::Status Store::UpdateSweep(const SweepRow& s) {
 }
 
 absl::Status Store::UpsertTrial(const TrialRow& t) {
-  return Stmt(db_, absl::StrCat(
+  return Stmt(db_, *cache_, absl::StrCat(
                        "INSERT INTO trials (", kTrialColumns,
                        ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                        "ON CONFLICT(id) DO UPDATE SET state=excluded.state, "
@@ -371,7 +508,7 @@ absl::Status Store::UpsertTrial(const TrialRow& t) {
 absl::Status Store::AppendMetrics(const TrialRow& trial,
                                   const std::vector<MetricRow>& points) {
   return InTransaction([&]() -> absl::Status {
-    Stmt ins(db_,
+    Stmt ins(db_, *cache_,
              "INSERT INTO metrics (trial_id, attempt, step, name, value, time) "
              "VALUES (?,?,?,?,?,?)");
     for (const MetricRow& p : points) {
@@ -379,7 +516,7 @@ absl::Status Store::AppendMetrics(const TrialRow& trial,
       SWEEP_RETURN_IF_ERROR(ins.Bind(trial.id).Bind(p.attempt).Bind(p.step).Bind(p.name)
                                 .Bind(p.value).Bind(p.time).Run());
     }
-    return Stmt(db_,
+    return Stmt(db_, *cache_,
                 "UPDATE trials SET last_seq=?, final_metric=?, best_metric=? WHERE id=?")
         .Bind(trial.last_seq).Bind(trial.final_metric).Bind(trial.best_metric)
         .Bind(trial.id)
@@ -388,7 +525,7 @@ absl::Status Store::AppendMetrics(const TrialRow& trial,
 }
 
 absl::Status Store::UpsertWorker(const WorkerRow& w) {
-  return Stmt(db_,
+  return Stmt(db_, *cache_,
               "INSERT INTO workers (id, host, pid, slot, gpu_index, gpu_uuid, gpu_name, "
               "gpu_memory_mib, state, registered_at, last_heartbeat, trial_id) "
               "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
@@ -404,7 +541,7 @@ absl::Status Store::UpsertWorker(const WorkerRow& w) {
 absl::Status Store::AddEvent(double time, const std::string& kind,
                              const std::string& sweep_id, const std::string& trial_id,
                              const std::string& worker_id, const std::string& message) {
-  return Stmt(db_,
+  return Stmt(db_, *cache_,
               "INSERT INTO events (time, kind, sweep_id, trial_id, worker_id, message) "
               "VALUES (?,?,?,?,?,?)")
       .Bind(time).Bind(kind).Bind(sweep_id).Bind(trial_id).Bind(worker_id).Bind(message)
@@ -440,7 +577,7 @@ absl::StatusOr<std::vector<TrialRow>> Store::LoadActiveTrials() {
 }
 
 absl::StatusOr<TrialRow> Store::LoadTrial(const std::string& id) {
-  Stmt s(db_, absl::StrCat("SELECT ", kTrialColumns, " FROM trials WHERE id=?").c_str());
+  Stmt s(db_, *cache_, absl::StrCat("SELECT ", kTrialColumns, " FROM trials WHERE id=?").c_str());
   s.Bind(id);
   if (s.Next()) return ReadTrial(s);
   SWEEP_RETURN_IF_ERROR(s.status());
@@ -486,7 +623,7 @@ absl::StatusOr<std::vector<WorkerRow>> Store::LoadWorkers() {
 
 absl::StatusOr<std::map<std::string, int64_t>> Store::CountTrials(
     const std::string& sweep_id) {
-  Stmt s(db_, "SELECT state, COUNT(*) FROM trials WHERE sweep_id=? GROUP BY state");
+  Stmt s(db_, *cache_, "SELECT state, COUNT(*) FROM trials WHERE sweep_id=? GROUP BY state");
   s.Bind(sweep_id);
   std::map<std::string, int64_t> counts;
   while (s.Next()) counts[s.Text(0)] = s.Int(1);
@@ -496,7 +633,7 @@ absl::StatusOr<std::map<std::string, int64_t>> Store::CountTrials(
 
 absl::StatusOr<std::optional<std::pair<std::string, double>>> Store::BestTrial(
     const std::string& sweep_id, bool maximize) {
-  Stmt s(db_, maximize ? "SELECT id, final_metric FROM trials WHERE sweep_id=? AND "
+  Stmt s(db_, *cache_, maximize ? "SELECT id, final_metric FROM trials WHERE sweep_id=? AND "
                          "final_metric IS NOT NULL ORDER BY final_metric DESC, idx LIMIT 1"
                        : "SELECT id, final_metric FROM trials WHERE sweep_id=? AND "
                          "final_metric IS NOT NULL ORDER BY final_metric ASC, idx LIMIT 1");
@@ -531,6 +668,83 @@ absl::StatusOr<std::map<std::string, double>> Store::LastValues(
   while (s.Next()) out[s.Text(0)] = s.Real(1);
   SWEEP_RETURN_IF_ERROR(s.status());
   return out;
+}
+
+// ---- GPU placement and telemetry (migration 4)
+
+absl::Status Store::UpdateTrialGpu(const TrialGpuRow& r) {
+  return Stmt(db_,
+              "UPDATE trials SET gpus=?, gpu_flag=?, failure_kind=?, peak_gpu_memory_mib=?, "
+              "energy_joules=?, gpu_utilization=? WHERE id=?")
+      .Bind(r.gpus).Bind(r.gpu_flag).Bind(r.failure_kind).Bind(r.peak_memory_mib)
+      .Bind(r.energy_joules).Bind(r.utilization).Bind(r.trial_id)
+      .Run();
+}
+
+namespace {
+
+constexpr const char* kTrialGpuColumns =
+    "id, gpus, gpu_flag, failure_kind, peak_gpu_memory_mib, energy_joules, "
+    "gpu_utilization, state";
+
+TrialGpuRow ReadTrialGpu(const Stmt& s) {
+  TrialGpuRow r;
+  r.trial_id = s.Text(0);
+  r.gpus = s.Text(1);
+  r.gpu_flag = s.Text(2);
+  r.failure_kind = s.Text(3);
+  if (!s.IsNull(4)) r.peak_memory_mib = s.Int(4);
+  if (!s.IsNull(5)) r.energy_joules = s.Real(5);
+  if (!s.IsNull(6)) r.utilization = s.Real(6);
+  r.state = s.Text(7);
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, TrialGpuRow>> Store::LoadTrialGpu(
+    const std::string& sweep_id) {
+  Stmt s(db_, absl::StrCat("SELECT ", kTrialGpuColumns,
+                           " FROM trials WHERE sweep_id=? AND (gpus<>'' OR gpu_flag<>'' OR "
+                           "failure_kind<>'' OR peak_gpu_memory_mib IS NOT NULL OR "
+                           "energy_joules IS NOT NULL)")
+                  .c_str());
+  s.Bind(sweep_id);
+  std::map<std::string, TrialGpuRow> out;
+  while (s.Next()) {
+    TrialGpuRow r = ReadTrialGpu(s);
+    out[r.trial_id] = std::move(r);
+  }
+  SWEEP_RETURN_IF_ERROR(s.status());
+  return out;
+}
+
+absl::StatusOr<TrialGpuRow> Store::LoadOneTrialGpu(const std::string& trial_id) {
+  Stmt s(db_, absl::StrCat("SELECT ", kTrialGpuColumns, " FROM trials WHERE id=?").c_str());
+  s.Bind(trial_id);
+  if (s.Next()) return ReadTrialGpu(s);
+  SWEEP_RETURN_IF_ERROR(s.status());
+  return absl::NotFoundError(absl::StrCat("no trial with id '", trial_id, "'"));
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> Store::CountGpuNotes(const std::string& sweep_id) {
+  Stmt s(db_,
+         "SELECT gpu_flag, failure_kind FROM trials WHERE sweep_id=? AND "
+         "(gpu_flag <> '' OR failure_kind <> '')");
+  s.Bind(sweep_id);
+  std::map<std::string, int64_t> out;
+  while (s.Next()) {
+    std::string flag = s.Text(0), kind = s.Text(1);
+    if (!flag.empty()) ++out[flag];
+    if (!kind.empty() && kind != flag) ++out[kind];
+  }
+  SWEEP_RETURN_IF_ERROR(s.status());
+  return out;
+}
+
+absl::Status Store::UpdateWorkerMessage(const std::string& worker_id,
+                                        const std::string& message) {
+  return Stmt(db_, "UPDATE workers SET message=? WHERE id=?").Bind(message).Bind(worker_id).Run();
 }
 
 }  // namespace sweep

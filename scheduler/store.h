@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 struct sqlite3;
 
@@ -97,6 +98,19 @@ struct WorkerRow {
   std::string trial_id;
 };
 
+// A trial's GPU placement, outcome and telemetry (docs/schema.md, migration 4),
+// read and written apart from TrialRow.
+struct TrialGpuRow {
+  std::string trial_id;
+  std::string gpus;          // GPU indexes a trial of several held ("0,1"); else ""
+  std::string gpu_flag;      // "no_gpu_activity", or ""
+  std::string failure_kind;  // "oom", "no_gpu_activity", or ""
+  std::optional<int64_t> peak_memory_mib;
+  std::optional<double> energy_joules;
+  std::optional<double> utilization;  // mean GPU utilization, percent
+  std::string state;         // the trial's state (read only)
+};
+
 class Store {
  public:
   // Opens (creating if needed) the database at `path` and applies pending
@@ -108,8 +122,24 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // Runs `body` in one transaction: committed if it returns OK, rolled back else.
-  // Returns body's error, or the commit's.
+  // Returns body's error, or the commit's. Calls nest: an inner call joins the outer
+  // transaction, and an inner error rolls back the outer one once it reaches it.
+  // If SQLite itself ended the transaction (it may, on a full disk or an I/O error)
+  // nothing is committed and the error says so.
   absl::Status InTransaction(const std::function<absl::Status()>& body);
+
+  // Rows written through this connection since it opened (grows with every write).
+  int64_t TotalChanges() const;
+
+  // Prepared statements kept for the life of the connection (opaque outside store.cc).
+  struct StmtCache;
+
+  // Takes WAL checkpoints off the writing thread: from now on a background thread,
+  // on a connection of its own, checkpoints every `every` (PASSIVE: it never blocks a
+  // writer), and commits no longer checkpoint themselves. Without it, the commit
+  // that crosses 1,000 WAL pages copies them into the database and syncs it, and
+  // every request queued behind the scheduler's lock waits for that.
+  absl::Status CheckpointInBackground(absl::Duration every);
 
   // Writes. Each returns Internal (with SQLite's message) on failure.
   absl::Status InsertSweep(const SweepRow& s);
@@ -150,12 +180,31 @@ class Store {
   absl::StatusOr<std::map<std::string, double>> LastValues(const std::string& sweep_id,
                                                            const std::string& name);
 
+  // GPU placement and telemetry (migration 4). UpdateTrialGpu writes every field of
+  // `r` but state; LoadTrialGpu returns the trials of a sweep with any of them set,
+  // by id; LoadOneTrialGpu returns one trial's (NotFound if unknown).
+  absl::Status UpdateTrialGpu(const TrialGpuRow& r);
+  absl::StatusOr<std::map<std::string, TrialGpuRow>> LoadTrialGpu(const std::string& sweep_id);
+  absl::StatusOr<TrialGpuRow> LoadOneTrialGpu(const std::string& trial_id);
+  // How many trials of the sweep have each GPU flag or failure kind
+  // ("no_gpu_activity", "oom"); kinds with none are absent.
+  absl::StatusOr<std::map<std::string, int64_t>> CountGpuNotes(const std::string& sweep_id);
+  // Sets the message a worker slot reports about its GPU ("" clears it).
+  absl::Status UpdateWorkerMessage(const std::string& worker_id, const std::string& message);
+
  private:
-  explicit Store(sqlite3* db) : db_(db) {}
+  explicit Store(sqlite3* db);
   absl::Status Migrate();
   absl::Status Exec(const char* sql);
+  // Exec() for the few fixed statements of every transaction, prepared once.
+  absl::Status ExecCached(const char* sql);
+
+  class Checkpointer;
 
   sqlite3* db_;
+  std::unique_ptr<StmtCache> cache_;
+  int txn_depth_ = 0;
+  std::unique_ptr<Checkpointer> checkpointer_;  // stopped before db_ closes
 };
 
 }  // namespace sweep

@@ -17,6 +17,9 @@ packages=(
   libtorch-dev libopenblas0-pthread zlib1g-dev dataset-fashion-mnist
   # The dashboard: cpp-httplib, and Chromium for its browser tests.
   libcpp-httplib-dev chromium
+  # Cluster tests: a real single-node Slurm (slurmctld, slurmd, munge) and network
+  # namespaces with veth links (iproute2) standing in for nodes.
+  slurm-wlm munge iproute2
 )
 # The dashboard's web dependencies (ECharts, playwright-core) come from npm: a
 # Node.js from elsewhere (e.g. NodeSource, which bundles npm) will do, else Debian's.

@@ -117,8 +117,19 @@ struct Cost {
 
 struct Resources {
   // 0: the trial runs on any slot, GPU or CPU. N >= 1: needs N GPUs, never lands on
-  // a CPU slot.
+  // a CPU slot. Giving trials_per_gpu or gpu_memory without it means 1.
   int gpus_per_trial = 0;
+  // How many trials of this sweep may share one GPU; 0 when not given (then 1, or
+  // no count limit when gpu_memory is given). Only with gpus_per_trial <= 1.
+  int trials_per_gpu = 0;
+  // GPU memory one trial needs (MiB, per GPU); 0 when not given. Trials sharing a
+  // GPU are packed so that their sum plus headroom fits its memory.
+  int64_t gpu_memory_mib = 0;
+  // No-silent-CPU check: a process of the trial must hold memory on its GPU within
+  // this many seconds (0: no check). Default 120 for trials that ask for a GPU.
+  double gpu_check_seconds = 120;
+  enum class GpuCheckAction { kFlag, kStop };
+  GpuCheckAction gpu_check_action = GpuCheckAction::kFlag;
 };
 
 struct SweepSpec {

@@ -47,6 +47,7 @@ class Cluster {
   }
 
   void KillScheduler() { scheduler_.reset(); }
+  pid_t scheduler_pid() const { return scheduler_->pid(); }
 
   // SIGKILLs the scheduler, waits `down`, and starts a new one on the same address
   // and database.

@@ -268,6 +268,28 @@ TEST_F(DashboardTest, MetricSeriesHoldOnePointPerStepWithTheLatestAttemptWinning
       << "thinned, keeping the first and last";
 }
 
+TEST_F(DashboardTest, ALargeSweepsListsComeInPartRunningThenBest) {
+  json all = Get("/api/sweeps/5eed0001/trials");
+  EXPECT_EQ(all["total"], 3);
+  EXPECT_EQ(all["truncated"], false);
+  json two = Get("/api/sweeps/5eed0001/trials?limit=2");
+  EXPECT_EQ(two["total"], 3);
+  EXPECT_EQ(two["truncated"], true);
+  ASSERT_EQ(two["trials"].size(), 2u);
+  EXPECT_EQ(two["trials"][0]["id"], "5eed0001-0000") << "the best, in index order";
+  EXPECT_EQ(two["trials"][1]["id"], "5eed0001-0001") << "the running one";
+  json one = Get("/api/sweeps/5eed0001/trials?limit=1");
+  ASSERT_EQ(one["trials"].size(), 1u);
+  EXPECT_EQ(one["trials"][0]["state"], "running") << "running trials come first";
+
+  json curves = Get("/api/sweeps/5eed0001/metrics?series=1");
+  EXPECT_EQ(curves["truncated"], true);
+  EXPECT_EQ(curves["series_total"], 3);
+  ASSERT_EQ(curves["series"].size(), 1u);
+  EXPECT_EQ(curves["series"][0]["trial"], "5eed0001-0001");
+  EXPECT_EQ(curves["names"], json::array({"val_loss"})) << "the names of the trials shown";
+}
+
 TEST_F(DashboardTest, LongSeriesAreThinnedServerSideKeepingBothEnds) {
   json points = json::array();
   for (int i = 0; i < 10000; ++i) points.push_back({i, i * 0.5});

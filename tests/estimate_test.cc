@@ -80,5 +80,32 @@ TEST(EstimateTest, ExpectedStepsComeFromEpochsOrMaxIter) {
   EXPECT_EQ(ExpectedSteps(s, R"({"lr": 0.1})"), 27);
 }
 
+// ---- energy (issue 6) ------------------------------------------------------------
+
+TEST(EstimateTest, EnergyIsWhatWasMeasuredPlusTheMeanForWhatIsLeftAndCostsPerKwh) {
+  EstimateInput in;
+  in.ended.Add(100, 1);
+  in.ended.Add(100, 1);
+  in.energy.Add(3.6e6 * 0.2);  // 0.2 kWh each
+  in.energy.Add(3.6e6 * 0.2);
+  in.running = {{.elapsed = 50, .gpus = 1, .energy_joules = 3.6e6 * 0.1}};
+  in.unstarted = 3;
+  in.slots = 1;
+  in.gpus_per_trial = 1;
+  in.cost = spec::Cost{.gpu_hour = 0, .kwh = 2, .currency = "EUR"};
+  Estimate e = EstimateSweep(in);
+  EXPECT_NEAR(e.energy_kwh_so_far, 0.5, 1e-9);
+  // 3 trials to run at 0.2 kWh, and half of one for the running trial.
+  EXPECT_NEAR(e.energy_kwh_total, 0.5 + 0.6 + 0.1, 1e-9);
+  ASSERT_TRUE(e.money_total);
+  EXPECT_NEAR(*e.money_total, 2 * 1.2, 1e-9);
+}
+
+TEST(EstimateTest, SharedGpusCountAShareOfAGpuHour) {
+  EstimateInput in;
+  in.ended.Add(3600, 0.25);  // a trial of trials_per_gpu: 4
+  Estimate e = EstimateSweep(in);
+  EXPECT_NEAR(e.gpu_hours_so_far, 0.25, 1e-9);
+}
 }  // namespace
 }  // namespace sweep

@@ -1,6 +1,10 @@
 #include "common/process.h"
 
 #include <signal.h>
+#include <unistd.h>
+
+#include <optional>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -80,6 +84,56 @@ TEST(ProcessTest, WaitTimesOutWhileTheChildRuns) {
   ExitStatus st = child->Stop(absl::Seconds(2));
   EXPECT_EQ(st.signal, SIGTERM);
   EXPECT_EQ(st.ToString(), "killed by SIGTERM");
+}
+
+// Starts `sh` with a grandchild (sleep) from a thread that then ends, as a worker
+// that is SIGKILLed ends: the parent-death signal fires. Returns the grandchild's pid.
+pid_t StartFromAThreadThatDies(const TempDir& dir, const std::string& guard,
+                               std::optional<ChildProcess>* out) {
+  std::string pidfile = dir / "grandchild.pid";
+  std::thread([&] {
+    SpawnOptions o;
+    o.argv = {"/bin/sh", "-c", "sleep 300 & echo $! > " + pidfile + "; wait"};
+    o.group_guard = guard;
+    auto child = ChildProcess::Spawn(o);
+    ASSERT_TRUE(child.ok()) << child.status();
+    EXPECT_TRUE(WaitFor([&] { return !ReadFile(pidfile).empty(); }, absl::Seconds(10)));
+    out->emplace(std::move(*child));
+  }).join();
+  return static_cast<pid_t>(std::atol(ReadFile(pidfile).c_str()));
+}
+
+TEST(ProcessTest, WithAGroupGuardTheWholeGroupDiesWithTheStartingThread) {
+  std::string guard = testing::SweepBin().substr(0, testing::SweepBin().rfind('/') + 1) +
+                      "sweep-group-guard";
+  ASSERT_EQ(access(guard.c_str(), X_OK), 0) << guard;
+  TempDir dir;
+  std::optional<ChildProcess> child;
+  pid_t grandchild = StartFromAThreadThatDies(dir, guard, &child);
+  ASSERT_GT(grandchild, 1);
+  EXPECT_TRUE(WaitFor([&] { return !Alive(grandchild); }, absl::Seconds(10)))
+      << "the grandchild outlived the thread that started its parent";
+  auto st = child->Wait(absl::Seconds(10));
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->signal, SIGKILL);
+}
+
+TEST(ProcessTest, WithoutAGroupGuardOnlyTheChildDiesWithTheStartingThread) {
+  TempDir dir;
+  std::optional<ChildProcess> child;
+  pid_t grandchild = StartFromAThreadThatDies(dir, "", &child);
+  ASSERT_GT(grandchild, 1);
+  // The child is killed (a zombie until reaped) but its own child lives on: what a
+  // SIGKILLed worker without the guard leaves behind.
+  auto zombie = [&] {
+    std::string stat = ReadFile(absl::StrCat("/proc/", child->pid(), "/stat"));
+    size_t paren = stat.rfind(')');
+    return paren != std::string::npos && stat.size() > paren + 2 && stat[paren + 2] == 'Z';
+  };
+  ASSERT_TRUE(WaitFor(zombie, absl::Seconds(10)));
+  EXPECT_TRUE(Alive(grandchild));
+  ASSERT_TRUE(child->Wait(absl::Seconds(10)));  // reaping kills what is left of the group
+  EXPECT_TRUE(WaitFor([&] { return !Alive(grandchild); }, absl::Seconds(10)));
 }
 
 }  // namespace

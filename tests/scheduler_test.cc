@@ -1,6 +1,11 @@
 // The scheduler core over a real SQLite file, driven by a fake clock.
 #include "scheduler/scheduler.h"
 
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <filesystem>
+
 #include "sweeps/sampler.h"
 
 #include "common/ids.h"
@@ -503,6 +508,189 @@ parameters:
   near /= static_cast<double>(xs.size() - spec::kTpeStartupTrials);
   EXPECT_LT(near, 2.5);
   EXPECT_EQ(Summary(sweep).state(), "finished");
+}
+
+
+TEST_F(SchedulerTest, FinishTrialLeasesTheSlotsNextTrialInTheSameCall) {
+  std::string sweep = Submit(kGrid);
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  ASSERT_TRUE(a);
+  std::vector<std::string> ran = {a->trial_id()};
+  while (true) {
+    v1::FinishTrialRequest req;
+    req.set_worker_id(w);
+    req.set_trial_id(a->trial_id());
+    req.set_epoch(a->epoch());
+    req.set_outcome(v1::TRIAL_OUTCOME_COMPLETED);
+    req.set_lease_next(true);
+    auto resp = core_->FinishTrial(req);
+    ASSERT_TRUE(resp.ok()) << resp.status();
+    if (!resp->has_next()) break;
+    a = resp->next();
+    ran.push_back(a->trial_id());
+    Db db(dir_ / "sweeps.db");
+    EXPECT_EQ(db.Value("SELECT state || ' ' || worker FROM trials WHERE id='" + a->trial_id() +
+                       "'"),
+              "running " + w);
+  }
+  EXPECT_THAT(ran, ::testing::ElementsAre(TrialId(sweep, 0), TrialId(sweep, 1),
+                                          TrialId(sweep, 2)));
+  EXPECT_EQ(Summary(sweep).state(), "finished");
+  EXPECT_EQ(Summary(sweep).completed(), 3);
+}
+
+TEST_F(SchedulerTest, ADrainingWorkerGetsNoNextTrialWithItsFinish) {
+  Submit(kGrid);
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  ASSERT_TRUE(a);
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id(w);
+  hb.set_draining(true);
+  v1::RunningTrial* r = hb.add_running();
+  r->set_trial_id(a->trial_id());
+  r->set_epoch(a->epoch());
+  ASSERT_TRUE(core_->Heartbeat(hb).ok());
+  v1::FinishTrialRequest req;
+  req.set_worker_id(w);
+  req.set_trial_id(a->trial_id());
+  req.set_epoch(a->epoch());
+  req.set_outcome(v1::TRIAL_OUTCOME_COMPLETED);
+  req.set_lease_next(true);
+  auto resp = core_->FinishTrial(req);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_FALSE(resp->has_next());
+}
+
+TEST_F(SchedulerTest, RestartKeepsABudgetThatStoppedLaunching) {
+  std::string sweep = Submit(R"(
+command: ["/bin/true", "${args}"]
+method: grid
+max_failed_trials: 1
+parameters:
+  lr: {values: [1, 2, 3, 4]}
+)");
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  auto b = Lease(w);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_FAILED, 1).ok());
+  EXPECT_FALSE(Lease(w));  // max_failed_trials reached: nothing new starts
+  Open();                   // the scheduler restarts with trial b still running
+  v1::SweepSummary s = Summary(sweep);
+  EXPECT_THAT(s.launch_stopped(), HasSubstr("max_failed_trials"));
+  std::string w2 = RegisterCpu();
+  EXPECT_FALSE(Lease(w2));
+  ASSERT_TRUE(Finish(w, *b, v1::TRIAL_OUTCOME_COMPLETED).ok());
+  EXPECT_EQ(Summary(sweep).state(), "finished");
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM trials WHERE sweep_id='" + sweep + "'"), "2");
+}
+
+// While alive, no file of this process can grow past `bytes` (RLIMIT_FSIZE): the
+// database's writes fail as on a full disk.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
+    getrlimit(RLIMIT_FSIZE, &old_);
+    rlimit r = old_;
+    r.rlim_cur = bytes;
+    setrlimit(RLIMIT_FSIZE, &r);
+  }
+  ~FileSizeLimit() { setrlimit(RLIMIT_FSIZE, &old_); }
+
+ private:
+  rlimit old_;
+};
+
+v1::ReportMetricsRequest ManyPoints(const std::string& worker, const v1::TrialAssignment& a,
+                                    int64_t seq, int n) {
+  v1::ReportMetricsRequest req;
+  req.set_worker_id(worker);
+  req.set_trial_id(a.trial_id());
+  req.set_epoch(a.epoch());
+  req.set_seq(seq);
+  for (int i = 0; i < n; ++i) {
+    v1::MetricPoint* p = req.add_points();
+    p->set_step(100 + i);
+    p->set_name("loss");
+    p->set_value(1.0 / (100 + i));
+    p->set_time(1.0);
+  }
+  return req;
+}
+
+TEST_F(SchedulerTest, AFailedWriteIsRolledBackWholeAndTheRetryIsStoredOnce) {
+  std::string sweep = Submit(kGrid);
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(Report(w, *a, 1, 0.5, 1).ok());
+  std::string wal = dir_ / "sweeps.db-wal";
+  ASSERT_TRUE(std::filesystem::exists(wal));
+  v1::ReportMetricsRequest big = ManyPoints(w, *a, 2, 2000);
+  {
+    FileSizeLimit full(std::filesystem::file_size(wal));
+    auto r = core_->ReportMetrics(big);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+    EXPECT_THAT(r.status().message(), HasSubstr("nothing was recorded"));
+    absl::Status f = Finish(w, *a, v1::TRIAL_OUTCOME_COMPLETED);
+    EXPECT_EQ(f.code(), absl::StatusCode::kUnavailable) << f;
+    // Reads go on: the sweep's status answers from what was stored.
+    v1::SweepSummary s = Summary(sweep);
+    EXPECT_EQ(s.running(), 1);
+    EXPECT_EQ(s.completed(), 0);
+  }
+  // The disk has room again. For a second after a failure writes are refused at once
+  // (no rebuild per request); then the worker's retries go through, each stored once.
+  EXPECT_EQ(core_->ReportMetrics(big).status().code(), absl::StatusCode::kUnavailable);
+  clock_.Advance(absl::Seconds(2));
+  auto r = core_->ReportMetrics(big);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->duplicate());
+  auto again = core_->ReportMetrics(big);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->duplicate());
+  ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM metrics WHERE trial_id='" + a->trial_id() + "'"),
+            "2001");
+  EXPECT_EQ(db.Value("SELECT state FROM trials WHERE id='" + a->trial_id() + "'"), "completed");
+  // The rest of the sweep runs as usual.
+  for (int i = 0; i < 2; ++i) {
+    auto next = Lease(w);
+    ASSERT_TRUE(next);
+    ASSERT_TRUE(Finish(w, *next, v1::TRIAL_OUTCOME_COMPLETED).ok());
+  }
+  EXPECT_EQ(Summary(sweep).state(), "finished");
+}
+
+TEST_F(SchedulerTest, ALeaseWhoseWriteFailsIsNotHandedOut) {
+  std::string sweep = Submit(kGrid);
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  ASSERT_TRUE(a);
+  std::string w2 = RegisterCpu();
+  std::string wal = dir_ / "sweeps.db-wal";
+  {
+    FileSizeLimit full(std::filesystem::file_size(wal));
+    v1::LeaseTrialRequest req;
+    req.set_worker_id(w2);
+    auto resp = core_->LeaseTrial(req);
+    EXPECT_EQ(resp.status().code(), absl::StatusCode::kUnavailable) << resp.status();
+  }
+  clock_.Advance(absl::Seconds(2));
+  // Nothing of the failed lease remains: the next lease is trial 1, attempt 1, epoch 1.
+  auto b = Lease(w2);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->trial_id(), TrialId(sweep, 1));
+  EXPECT_EQ(b->attempt(), 1);
+  EXPECT_EQ(b->epoch(), 1);
+  // And trial 0's lease survived the rebuild.
+  ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
 }
 
 }  // namespace

@@ -616,7 +616,7 @@ TEST(ParseSpecErrorTest, UnknownKeysInNestedMappingsAreErrorsToo) {
   EXPECT_EQ(ErrorOf("method: random\nresources: {gpus: 1}\nparameters:\n"
                     "  a: {value: 1}\n"),
             "x.yaml:2:13: resources.gpus: unknown key; expected one of "
-            "gpus_per_trial");
+            "gpu_check, gpu_memory, gpus_per_trial, trials_per_gpu");
   EXPECT_EQ(ErrorOf("method: random\nearly_terminate: {type: hyperband, "
                     "min_iter: 3, bands: 2}\nparameters:\n  a: {value: 1}\n"),
             "x.yaml:2:49: early_terminate.bands: unknown key; expected one of "
@@ -1470,6 +1470,78 @@ TEST(BuildCommandTest, EmptyResultAndNonObjectParamsAreErrors) {
   EXPECT_EQ(not_object.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(std::string(not_object.status().message()),
             "trial parameters must be a JSON object, got [1]");
+}
+
+// ---- GPU placement keys (issue 6) ----------------------------------------------
+
+constexpr char kGpuHead[] = "method: random\nparameters:\n  a: {value: 1}\n";
+
+TEST(GpuResourcesTest, SharingAndMemoryAreReadAndImplyOneGpu) {
+  const SweepSpec spec = Parse(std::string(kGpuHead) +
+                               "resources: {trials_per_gpu: 4, gpu_memory: 800MiB}\n");
+  EXPECT_EQ(spec.resources.gpus_per_trial, 1);
+  EXPECT_EQ(spec.resources.trials_per_gpu, 4);
+  EXPECT_EQ(spec.resources.gpu_memory_mib, 800);
+  EXPECT_EQ(spec.resources.gpu_check_seconds, 120);
+  EXPECT_EQ(spec.resources.gpu_check_action, Resources::GpuCheckAction::kFlag);
+}
+
+TEST(GpuResourcesTest, MemoryTakesBinaryAndDecimalUnitsAndPlainGib) {
+  auto mib = [](const std::string& v) {
+    return Parse(std::string(kGpuHead) + "resources: {gpu_memory: " + v + "}\n")
+        .resources.gpu_memory_mib;
+  };
+  EXPECT_EQ(mib("12GiB"), 12 * 1024);
+  EXPECT_EQ(mib("1.5 gib"), 1536);
+  EXPECT_EQ(mib("12GB"), 11445);  // 12e9 bytes, rounded up to whole MiB
+  EXPECT_EQ(mib("100MB"), 96);
+  EXPECT_EQ(mib("2"), 2048);
+  EXPECT_EQ(mib("0.5"), 512);
+}
+
+TEST(GpuResourcesTest, GpuCheckTakesADurationAndAnActionOrOff) {
+  SweepSpec spec = Parse(std::string(kGpuHead) +
+                         "resources:\n  gpus_per_trial: 1\n  gpu_check: {within: 2m, "
+                         "action: stop}\n");
+  EXPECT_EQ(spec.resources.gpu_check_seconds, 120);
+  EXPECT_EQ(spec.resources.gpu_check_action, Resources::GpuCheckAction::kStop);
+  spec = Parse(std::string(kGpuHead) + "resources: {gpus_per_trial: 1, gpu_check: off}\n");
+  EXPECT_EQ(spec.resources.gpu_check_seconds, 0);
+  spec = Parse(std::string(kGpuHead) + "resources: {gpu_check: {within: 30}}\n");
+  EXPECT_EQ(spec.resources.gpu_check_seconds, 30);
+  EXPECT_EQ(spec.resources.gpus_per_trial, 1) << "checking the GPU asks for one";
+  spec = Parse(std::string(kGpuHead) + "resources: {gpu_check: off}\n");
+  EXPECT_EQ(spec.resources.gpus_per_trial, 0);
+  EXPECT_EQ(ErrorOf(std::string(kGpuHead) +
+                    "resources: {gpus_per_trial: 0, gpu_check: {within: 5}}\n"),
+            "x.yaml:4:32: resources.gpu_check: needs a GPU, but gpus_per_trial is 0; "
+            "drop one of them");
+}
+
+TEST(GpuResourcesTest, BadValuesNameTheirPlace) {
+  const std::string head = kGpuHead;
+  EXPECT_EQ(ErrorOf(head + "resources: {trials_per_gpu: 0}\n"),
+            "x.yaml:4:29: resources.trials_per_gpu: must be at least 1, got 0");
+  EXPECT_EQ(ErrorOf(head + "resources: {gpu_memory: 12 GBs}\n"),
+            "x.yaml:4:25: resources.gpu_memory: expected an amount of memory: a number "
+            "of GiB, or a string such as 800MiB, 12GB or 1.5GiB, got \"12 GBs\"");
+  EXPECT_EQ(ErrorOf(head + "resources: {gpu_memory: -1}\n"),
+            "x.yaml:4:25: resources.gpu_memory: must be more than 0, got -1");
+  EXPECT_EQ(ErrorOf(head + "resources: {gpus_per_trial: 0, gpu_memory: 1}\n"),
+            "x.yaml:4:32: resources.gpu_memory: needs a GPU, but gpus_per_trial is 0; "
+            "drop one of them");
+  EXPECT_EQ(ErrorOf(head + "resources: {gpus_per_trial: 2, trials_per_gpu: 2}\n"),
+            "x.yaml:4:32: resources.trials_per_gpu: trials of 2 GPUs hold their GPUs "
+            "alone; trials_per_gpu above 1 needs gpus_per_trial: 1");
+  EXPECT_EQ(ErrorOf(head + "resources: {gpu_check: {action: kill}}\n"),
+            "x.yaml:4:33: resources.gpu_check.action: expected flag or stop, got "
+            "\"kill\"");
+  EXPECT_EQ(ErrorOf(head + "resources: {gpu_check: {after: 3}}\n"),
+            "x.yaml:4:25: resources.gpu_check.after: unknown key; expected one of "
+            "action, within");
+  EXPECT_EQ(ErrorOf(head + "resources: {gpu_check: 5}\n"),
+            "x.yaml:4:24: resources.gpu_check: expected off, or a mapping with within "
+            "(a duration) and action (flag or stop), got 5");
 }
 
 }  // namespace

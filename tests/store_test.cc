@@ -1,5 +1,8 @@
 #include "scheduler/store.h"
 
+#include <filesystem>
+
+#include "common/status_util.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
 
@@ -121,10 +124,55 @@ TEST(StoreTest, SchemaIsWalAndVersioned) {
   { auto store = *Store::Open(dir / "s.db"); }
   Db db(dir / "s.db");
   EXPECT_EQ(db.Value("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(db.Value("SELECT MAX(version) FROM schema_version"), "3");
+  EXPECT_EQ(db.Value("SELECT MAX(version) FROM schema_version"), "4");
   EXPECT_EQ(db.Value("SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name IN "
                      "('sweeps','trials','metrics','workers','events')"),
             "5");
+}
+
+TEST(StoreTest, NestedTransactionsCommitOrRollBackAsOne) {
+  TempDir dir;
+  auto store = *Store::Open(dir / "s.db");
+  ASSERT_TRUE(store->InsertSweep(ASweep()).ok());
+  absl::Status st = store->InTransaction([&]() -> absl::Status {
+    EXPECT_TRUE(store->UpsertTrial(ATrial(0)).ok());
+    // The inner call joins the outer transaction; its error rolls back both.
+    return store->InTransaction([&]() -> absl::Status {
+      EXPECT_TRUE(store->UpsertTrial(ATrial(1)).ok());
+      return absl::InternalError("inner failure");
+    });
+  });
+  EXPECT_EQ(st.code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(store->LoadTrials("abcd1234")->empty());
+  ASSERT_TRUE(store->InTransaction([&]() -> absl::Status {
+    SWEEP_RETURN_IF_ERROR(store->UpsertTrial(ATrial(0)));
+    return store->InTransaction([&] { return store->UpsertTrial(ATrial(1)); });
+  }).ok());
+  EXPECT_EQ(store->LoadTrials("abcd1234")->size(), 2u);
+}
+
+TEST(StoreTest, BackgroundCheckpointsMoveTheWalIntoTheDatabase) {
+  TempDir dir;
+  std::string path = dir / "s.db";
+  auto store = *Store::Open(path);
+  ASSERT_TRUE(store->InsertSweep(ASweep()).ok());
+  TrialRow t = ATrial(0);
+  ASSERT_TRUE(store->UpsertTrial(t).ok());
+  auto db_size = [&] { return std::filesystem::file_size(path); };
+  ASSERT_TRUE(store->CheckpointInBackground(absl::Milliseconds(20)).ok());
+  // Wait out a first checkpoint of what is already there, then write ~2 MB.
+  ASSERT_TRUE(testing::WaitFor([&] { return db_size() > 0; }, absl::Seconds(10)));
+  uintmax_t before = db_size();
+  std::vector<MetricRow> points;
+  for (int i = 0; i < 20000; ++i) points.push_back({1, i, "loss", 1.0 / (i + 1), 1.0 + i});
+  t.last_seq = 1;
+  ASSERT_TRUE(store->AppendMetrics(t, points).ok());
+  // Commits no longer checkpoint (wal_autocheckpoint=0): only the background thread
+  // can have copied these pages into the database file.
+  EXPECT_TRUE(testing::WaitFor([&] { return db_size() > before + (1 << 20); },
+                               absl::Seconds(10)))
+      << "database file " << db_size() << " bytes, was " << before;
+  EXPECT_EQ(Db(path).Value("SELECT COUNT(*) FROM metrics"), "20000");
 }
 
 }  // namespace

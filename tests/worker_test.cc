@@ -57,12 +57,14 @@ TEST(WorkerTest, GpusAllRunsOneDaemonPerGpuAndPinsEachTrialToItsGpu) {
   ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(60))) << c.Logs();
 
   Db db(c.db());
-  auto workers = db.Query("SELECT gpu_index, gpu_uuid, gpu_name, gpu_memory_mib, pid "
-                          "FROM workers ORDER BY gpu_index");
+  // One process per GPU, each registering --slots-per-gpu (default 4) slots.
+  auto workers = db.Query("SELECT gpu_index, gpu_uuid, gpu_name, gpu_memory_mib, pid, "
+                          "COUNT(*) FROM workers GROUP BY gpu_index, pid ORDER BY gpu_index");
   ASSERT_EQ(workers.size(), 2u);
   EXPECT_EQ(workers[0][1], "GPU-11111111");
   EXPECT_EQ(workers[1][2], "Fake GPU");
   EXPECT_EQ(workers[1][3], "81559");
+  EXPECT_EQ(workers[0][5], "4");
   EXPECT_NE(workers[0][4], workers[1][4]) << "one process per GPU";
 
   auto trials = db.Query("SELECT state, gpu, trial_dir FROM trials");

@@ -9,7 +9,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/process.h"
@@ -19,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 #include "sweep/v1/sweep.grpc.pb.h"
+#include "worker/gpu_monitor.h"
 #include "worker/metrics_reader.h"
 
 extern char** environ;
@@ -84,13 +88,77 @@ std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout, const RpcSe
   return ctx;
 }
 
+std::string GiB(double bytes) { return absl::StrFormat("%.1f GiB", bytes / (1 << 30)); }
+
+bool IsSweepTrain(const std::vector<std::string>& argv) {
+  return !argv.empty() && fs::path(argv[0]).filename() == "sweep-train";
+}
+
+// Whether a failed trial ran out of GPU memory: sweep-train's exit code 5, or what
+// PyTorch and CUDA print then.
+bool LooksLikeOom(const std::vector<std::string>& argv, const ExitStatus& exit,
+                  const std::string& stderr_tail) {
+  if (IsSweepTrain(argv) && exit.signal == 0 && exit.exit_code == 5) return true;
+  for (const char* s : {"CUDA out of memory", "OutOfMemoryError", "CUDA error: out of memory",
+                        "CUBLAS_STATUS_ALLOC_FAILED"}) {
+    if (absl::StrContains(stderr_tail, s)) return true;
+  }
+  return false;
+}
+
+// Asks sweep-train how much GPU memory the trial needs (`--estimate-memory`, same
+// argv and environment, 30 s at most). nullopt when it cannot say; why is logged.
+std::optional<int64_t> EstimateMemoryBytes(const SpawnOptions& trial, const fs::path& dir,
+                                           const std::string& name) {
+  SpawnOptions e = trial;
+  e.argv.push_back("--estimate-memory");
+  e.stdout_path = (dir / "memory-estimate.json").string();
+  e.stderr_path = (dir / "memory-estimate.log").string();
+  absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(e);
+  if (!child.ok()) {
+    spdlog::warn("{}: memory estimate failed: {}", name, std::string(child.status().message()));
+    return std::nullopt;
+  }
+  std::optional<ExitStatus> st = child->Wait(absl::Seconds(30));
+  if (!st) st = child->Stop(absl::Seconds(1));
+  if (!st->ok()) {
+    spdlog::warn("{}: sweep-train --estimate-memory ended with {}; starting the trial anyway",
+                 name, st->ToString());
+    return std::nullopt;
+  }
+  std::ifstream in(e.stdout_path);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (!line.empty()) last = line;
+  }
+  nlohmann::json j = nlohmann::json::parse(last, nullptr, false);
+  if (!j.is_object() || !j.contains("total_bytes") || !j["total_bytes"].is_number()) {
+    spdlog::warn("{}: sweep-train --estimate-memory printed no total_bytes; starting the "
+                 "trial anyway",
+                 name);
+    return std::nullopt;
+  }
+  return j["total_bytes"].get<int64_t>();
+}
+
+v1::TrialGpuUsage ToProto(const TrialGpuUse& u, bool flagged) {
+  v1::TrialGpuUsage out;
+  out.set_no_gpu_activity(flagged);
+  out.set_peak_memory_mib(u.peak_mib);
+  out.set_energy_joules(u.energy_joules);
+  out.set_mean_utilization(u.MeanUtilization());
+  out.set_samples(u.samples);
+  return out;
+}
+
 // One slot: registers, leases trials one at a time and runs them.
 class Slot {
  public:
   Slot(const WorkerOptions& o, const RpcSecurity& sec, Lifecycle* life,
-       std::shared_ptr<grpc::Channel> channel, int slot, std::optional<Gpu> gpu)
+       std::shared_ptr<grpc::Channel> channel, int slot, std::optional<Gpu> gpu,
+       GpuMonitor* monitor)
       : o_(o), sec_(sec), life_(life), stub_(v1::WorkerService::NewStub(channel)),
-        slot_(slot), gpu_(std::move(gpu)) {}
+        slot_(slot), gpu_(std::move(gpu)), monitor_(gpu_ ? monitor : nullptr) {}
 
   void Run() {
     absl::Duration backoff = absl::Milliseconds(200);
@@ -100,6 +168,7 @@ class Slot {
         backoff = std::min(backoff * 2, absl::Seconds(5));
         continue;
       }
+      RefreshGpuMessage();
       v1::LeaseTrialRequest req;
       req.set_worker_id(worker_id_);
       req.set_wait_ms(1000);
@@ -121,6 +190,16 @@ class Slot {
       backoff = absl::Milliseconds(200);
       if (resp.has_trial()) {
         RunTrial(resp.trial());
+        // Each FinishTrial may bring the slot's next trial (lease_next).
+        while (next_) {
+          v1::TrialAssignment a = std::move(*next_);
+          next_.reset();
+          if (life_->phase() != kRunning) {
+            Release(a);
+            break;
+          }
+          RunTrial(a);
+        }
       } else if (resp.drain()) {
         spdlog::info("{}: the scheduler is shutting down", name_);
         life_->Sleep(absl::Seconds(1));
@@ -164,7 +243,7 @@ class Slot {
       if (kv.starts_with("SWEEP_") || kv.starts_with("CUDA_VISIBLE_DEVICES=")) continue;
       env.emplace_back(kv);
     }
-    env.push_back(absl::StrCat("CUDA_VISIBLE_DEVICES=", gpu_ ? absl::StrCat(gpu_->index) : ""));
+    env.push_back(absl::StrCat("CUDA_VISIBLE_DEVICES=", absl::StrJoin(TrialGpus(a), ",")));
     env.push_back(absl::StrCat("SWEEP_TRIAL_ID=", a.trial_id()));
     env.push_back(absl::StrCat("SWEEP_SWEEP_ID=", a.sweep_id()));
     env.push_back(absl::StrCat("SWEEP_ATTEMPT=", a.attempt()));
@@ -239,6 +318,9 @@ class Slot {
                  : fs::current_path().string();
     so.stdout_path = (trial_dir / "stdout.log").string();
     so.stderr_path = (trial_dir / "stderr.log").string();
+    // If this worker is SIGKILLed, the guard kills the trial's whole process group,
+    // so nothing of this attempt runs beside the next one.
+    so.group_guard = GroupGuardPath();
 
     v1::FinishTrialRequest fin;
     fin.set_worker_id(worker_id_);
@@ -246,9 +328,31 @@ class Slot {
     fin.set_epoch(a.epoch());
     fin.set_trial_dir(trial_dir.string());
 
+    std::vector<int> gpus = TrialGpus(a);
+    if (monitor_ && IsSweepTrain(so.argv)) {
+      if (std::string why = MemoryDoesNotFit(so, trial_dir, gpus); !why.empty()) {
+        spdlog::warn("{}: trial {} not started: {}", name_, a.trial_id(), why);
+        std::ofstream(trial_dir / "stderr.log", std::ios::app) << "sweep: " << why << "\n";
+        fin.set_outcome(v1::TRIAL_OUTCOME_FAILED);
+        fin.set_failure_kind("oom");
+        fin.set_message(why);
+        fin.set_stderr_tail(Tail(trial_dir / "stderr.log"));
+        Finish(fin);
+        return;
+      }
+    }
+
     seq_ = 0;
     pending_.Clear();
     backlog_.Clear();
+    gpu_flagged_ = false;
+    bool was_alone = false;
+    int64_t baseline_mib = -1;  // GPU memory in use before the trial
+    if (monitor_) {
+      was_alone = !monitor_->Shared(gpus.front(), a.trial_id());
+      std::optional<GpuSample> before = monitor_->Reading(gpus.front());
+      if (before) baseline_mib = before->memory_used_mib;
+    }
     absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(so);
     if (!child.ok()) {
       std::ofstream(trial_dir / "stderr.log", std::ios::app)
@@ -261,10 +365,15 @@ class Slot {
       return;
     }
 
+    if (monitor_) monitor_->Begin(a.trial_id(), child->pid(), gpus, baseline_mib);
+    absl::Time gpu_check_at = monitor_ && a.gpu_check_ms() > 0
+                                  ? absl::Now() + absl::Milliseconds(a.gpu_check_ms())
+                                  : absl::InfiniteFuture();
+
     MetricsReader reader((trial_dir / "metrics.jsonl").string());
     absl::Time next_heartbeat = absl::Now();
     absl::Time drain_deadline = absl::InfiniteFuture();
-    bool stale = false, stop = false, released = false;
+    bool stale = false, stop = false, released = false, gpu_stopped = false;
     std::optional<ExitStatus> exit;
     while (true) {
       exit = child->Wait(o_.poll_interval);
@@ -272,6 +381,13 @@ class Slot {
       PromoteBacklog(a);
       SendPending(a, &stale, &stop);
       if (exit) break;
+      if (absl::Now() >= gpu_check_at) {
+        gpu_check_at = absl::InfiniteFuture();
+        if (CheckGpuActivity(a, gpus)) {
+          next_heartbeat = absl::Now();  // tell the scheduler now
+          gpu_stopped = a.gpu_check_stop();
+        }
+      }
       if (absl::Now() >= next_heartbeat) {
         next_heartbeat = absl::Now() + heartbeat_interval_;
         if (Heartbeat(a)) stop = true;
@@ -283,11 +399,13 @@ class Slot {
                      absl::FormatDuration(o_.drain_timeout));
       }
       if (phase == kStopNow || absl::Now() >= drain_deadline) released = true;
-      if (stale || stop || released) {
+      if (stale || stop || released || gpu_stopped) {
         exit = child->Stop(phase == kStopNow ? absl::Seconds(1) : o_.kill_grace);
         break;
       }
     }
+    TrialGpuUse use;
+    if (monitor_) use = monitor_->End(a.trial_id());
     // Report every line the trial wrote before it ended.
     QueuePoints(reader.ReadNew(ToUnixSecondsDouble(absl::Now())));
     absl::Time give_up = absl::Now() + absl::Seconds(60);
@@ -301,24 +419,48 @@ class Slot {
       spdlog::warn("{}: trial {} wrote {} malformed metric lines; last: {}", name_,
                    a.trial_id(), reader.bad_lines(), reader.last_error());
     }
+    // The next trial of this GPU starts only once this one's memory is released.
+    if (monitor_) AwaitRelease(a, gpus, use, baseline_mib, was_alone, !stale);
     if (stale) return;  // the trial belongs to someone else now
 
     fin.set_stdout_tail(Tail(trial_dir / "stdout.log"));
     fin.set_stderr_tail(Tail(trial_dir / "stderr.log"));
     fin.set_exit_code(exit->exit_code);
     fin.set_signal(exit->signal);
+    // A trial killed by a signal while this worker is being stopped was most likely
+    // signalled with it (Slurm's scancel, systemd's stop, a terminal's Ctrl-C reach
+    // the whole job): give it back instead of failing it. The worker's own signal
+    // may land a moment after the trial's.
+    if (!stop && !released && exit->signal != 0 &&
+        (life_->phase() != kRunning || life_->Sleep(absl::Seconds(1)) != kRunning)) {
+      released = true;
+    }
     if (stop) {
       fin.set_outcome(v1::TRIAL_OUTCOME_STOPPED);
       fin.set_message("stopped on the scheduler's order");
     } else if (released) {
       fin.set_outcome(v1::TRIAL_OUTCOME_RELEASED);
       fin.set_message("the worker was stopped before the trial ended");
+    } else if (gpu_stopped) {
+      fin.set_outcome(v1::TRIAL_OUTCOME_FAILED);
+      fin.set_failure_kind("no_gpu_activity");
+      fin.set_message(absl::StrCat(
+          "stopped: no process of the trial held memory on GPU ", absl::StrJoin(gpus, ","),
+          " within ", absl::FormatDuration(absl::Milliseconds(a.gpu_check_ms())),
+          " (resources.gpu_check action: stop)"));
     } else if (exit->ok()) {
       fin.set_outcome(v1::TRIAL_OUTCOME_COMPLETED);
     } else {
       fin.set_outcome(v1::TRIAL_OUTCOME_FAILED);
       fin.set_message(exit->ToString());
+      if (monitor_ && LooksLikeOom(so.argv, *exit, fin.stderr_tail())) {
+        fin.set_failure_kind("oom");
+        fin.set_message(absl::StrCat("out of GPU memory (peak ", use.peak_mib,
+                                     " MiB seen on GPU ", absl::StrJoin(gpus, ","), " of ",
+                                     gpu_->memory_mib, " MiB): ", exit->ToString()));
+      }
     }
+    if (monitor_) *fin.mutable_usage() = ToProto(use, gpu_flagged_);
     spdlog::info("{}: trial {} ended: {}", name_, a.trial_id(),
                  fin.message().empty() ? "completed" : fin.message());
     Finish(fin);
@@ -332,6 +474,9 @@ class Slot {
     v1::RunningTrial* r = req.add_running();
     r->set_trial_id(a.trial_id());
     r->set_epoch(a.epoch());
+    if (monitor_) *r->mutable_usage() = ToProto(monitor_->Usage(a.trial_id()), gpu_flagged_);
+    req.set_message(message_);
+    reported_message_ = message_;
     v1::HeartbeatResponse resp;
     auto ctx = Context(kRpcTimeout, sec_);
     if (!stub_->Heartbeat(ctx.get(), req, &resp).ok()) return false;
@@ -346,13 +491,127 @@ class Slot {
     return false;
   }
 
-  void Finish(const v1::FinishTrialRequest& fin) {
+  // The GPU indexes of the trial: those of its assignment, else the slot's own; none
+  // on a CPU slot.
+  std::vector<int> TrialGpus(const v1::TrialAssignment& a) const {
+    if (!gpu_) return {};
+    if (a.gpus_size() > 0) return std::vector<int>(a.gpus().begin(), a.gpus().end());
+    return {gpu_->index};
+  }
+
+  // Asks sweep-train for its memory estimate; returns why the trial cannot fit the
+  // free memory of its GPUs, or "" when it fits or the estimate is unknown.
+  std::string MemoryDoesNotFit(const SpawnOptions& so, const fs::path& trial_dir,
+                               const std::vector<int>& gpus) {
+    std::optional<int64_t> need = EstimateMemoryBytes(so, trial_dir, name_);
+    if (!need) return "";
+    for (int index : gpus) {
+      std::optional<GpuSample> g = monitor_->Reading(index);
+      if (!g) continue;
+      double free = static_cast<double>(g->memory_total_mib - g->memory_used_mib) * (1 << 20);
+      if (static_cast<double>(*need) > free) {
+        return absl::StrCat("needs ", GiB(static_cast<double>(*need)),
+                            " of GPU memory (sweep-train --estimate-memory), GPU ", index,
+                            " has ", GiB(free), " free; not started");
+      }
+    }
+    return "";
+  }
+
+  // No-silent-CPU check, once the trial's gpu_check time is up. Returns true (and
+  // flags the trial) when none of its processes held memory on its GPUs.
+  bool CheckGpuActivity(const v1::TrialAssignment& a, const std::vector<int>& gpus) {
+    monitor_->SampleNow().IgnoreError();
+    TrialGpuUse use = monitor_->Usage(a.trial_id());
+    if (use.seen_on_gpu || use.samples == 0 || !use.attributable) return false;
+    gpu_flagged_ = true;
+    spdlog::warn("{}: trial {}: no process of it holds memory on GPU {} after {}: it may be "
+                 "running on the CPU{}",
+                 name_, a.trial_id(), absl::StrJoin(gpus, ","),
+                 absl::FormatDuration(absl::Milliseconds(a.gpu_check_ms())),
+                 a.gpu_check_stop() ? "; stopping it (resources.gpu_check action: stop)" : "");
+    return true;
+  }
+
+  // Waits (bounded by --gpu-release-timeout, heartbeating while `heartbeat`) until
+  // the ended trial's GPU memory is released; then sets the slot's message to what
+  // still holds the GPU, if anything, and to processes sweep did not start.
+  void AwaitRelease(const v1::TrialAssignment& a, const std::vector<int>& gpus,
+                    const TrialGpuUse& use, int64_t baseline_mib, bool was_alone,
+                    bool heartbeat) {
+    absl::Time deadline = absl::Now() + o_.gpu_release_timeout;
+    absl::Time start = absl::Now();
+    std::string held;
+    while (true) {
+      absl::Duration step = std::min(deadline - absl::Now(), heartbeat_interval_);
+      held = monitor_->WaitReleased(gpus.front(), use, baseline_mib, was_alone,
+                                    std::max(step, absl::ZeroDuration()));
+      if (held.empty() || absl::Now() >= deadline || life_->phase() == kStopNow) break;
+      if (absl::Now() - start > absl::Seconds(1) && message_.empty()) {
+        message_ = absl::StrCat("waiting for GPU ", gpus.front(), " memory after trial ",
+                                a.trial_id(), ": ", held);
+        spdlog::info("{}: {}", name_, message_);
+      }
+      if (heartbeat) Heartbeat(a);
+    }
+    message_.clear();
+    if (!held.empty()) {
+      message_ = absl::StrCat("GPU ", gpus.front(), ": ", held, " ",
+                              absl::FormatDuration(o_.gpu_release_timeout),
+                              " after trial ", a.trial_id(), " ended");
+      spdlog::warn("{}: {}", name_, message_);
+    }
+    AddForeign();
+    next_gpu_refresh_ = absl::Now() + std::max(o_.gpu_sample_interval, absl::Seconds(1));
+  }
+
+  // Appends to the slot's message the processes on its GPU that sweep did not start.
+  void AddForeign() {
+    std::vector<std::string> foreign = monitor_->Foreign(gpu_->index);
+    if (foreign.empty()) return;
+    std::string what = absl::StrCat("GPU ", gpu_->index,
+                                    " memory is held by processes this worker did not start: ",
+                                    absl::StrJoin(foreign, ", "));
+    if (what != foreign_reported_) spdlog::warn("{}: {}", name_, what);
+    foreign_reported_ = what;
+    message_ = message_.empty() ? what : absl::StrCat(message_, "; ", what);
+  }
+
+  // Between trials: while the slot has something to say about its GPU, looks again
+  // every few seconds, and tells the scheduler when that changes.
+  void RefreshGpuMessage() {
+    if (monitor_ && !message_.empty() && absl::Now() >= next_gpu_refresh_) {
+      next_gpu_refresh_ = absl::Now() + std::max(o_.gpu_sample_interval, absl::Seconds(1));
+      monitor_->SampleNow().IgnoreError();
+      message_.clear();
+      AddForeign();
+      if (message_.empty()) foreign_reported_.clear();
+    }
+    if (message_ == reported_message_ || worker_id_.empty()) return;
+    v1::HeartbeatRequest req;
+    req.set_worker_id(worker_id_);
+    req.set_draining(life_->phase() != kRunning);
+    req.set_message(message_);
+    v1::HeartbeatResponse resp;
+    auto ctx = Context(kRpcTimeout, sec_);
+    if (stub_->Heartbeat(ctx.get(), req, &resp).ok()) reported_message_ = message_;
+  }
+
+  // Reports the outcome, retrying while the scheduler is unreachable. Asks for the
+  // slot's next trial in the same call (kept in next_) unless the worker is
+  // stopping or gives the trial back.
+  void Finish(v1::FinishTrialRequest fin) {
+    fin.set_lease_next(life_->phase() == kRunning &&
+                       fin.outcome() != v1::TRIAL_OUTCOME_RELEASED);
     absl::Time give_up = absl::Now() + absl::Seconds(60);
     while (true) {
       v1::FinishTrialResponse resp;
       auto ctx = Context(kRpcTimeout, sec_);
       grpc::Status st = stub_->FinishTrial(ctx.get(), fin, &resp);
-      if (st.ok()) return;
+      if (st.ok()) {
+        if (resp.has_next()) next_ = resp.next();
+        return;
+      }
       if (st.error_code() != grpc::StatusCode::UNAVAILABLE &&
           st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
         spdlog::warn("{}: the scheduler refused the outcome of {}: {}", name_,
@@ -368,13 +627,31 @@ class Slot {
     }
   }
 
+  // Gives back a trial leased with a FinishTrial reply that the slot will not run.
+  void Release(const v1::TrialAssignment& a) {
+    v1::FinishTrialRequest fin;
+    fin.set_worker_id(worker_id_);
+    fin.set_trial_id(a.trial_id());
+    fin.set_epoch(a.epoch());
+    fin.set_outcome(v1::TRIAL_OUTCOME_RELEASED);
+    fin.set_message("the worker is stopping");
+    Finish(fin);
+  }
+
   const WorkerOptions& o_;
   const RpcSecurity& sec_;
   Lifecycle* life_;
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   int slot_;
   std::optional<Gpu> gpu_;
+  GpuMonitor* monitor_;            // null on a CPU slot
+  bool gpu_flagged_ = false;       // the running trial failed the no-silent-CPU check
+  std::string message_;            // about the slot's GPU, for the scheduler
+  std::string reported_message_;   // what the scheduler last heard
+  std::string foreign_reported_;   // foreign processes last logged
+  absl::Time next_gpu_refresh_ = absl::InfinitePast();
   std::string worker_id_;
+  std::optional<v1::TrialAssignment> next_;  // leased with the last FinishTrial
   std::string name_ = "worker";
   absl::Duration heartbeat_interval_ = absl::Seconds(2);
   int64_t seq_ = 0;
@@ -426,6 +703,11 @@ int Supervise(const WorkerOptions& o, const std::vector<Gpu>& gpus) {
                  "--work-dir", o.work_dir,
                  "--drain-timeout", absl::StrCat(absl::ToInt64Seconds(o.drain_timeout)),
                  "--kill-grace", absl::StrCat(absl::ToInt64Seconds(o.kill_grace)),
+                 "--slots-per-gpu", absl::StrCat(o.slots_per_gpu),
+                 "--gpu-sample-interval",
+                 absl::StrCat(absl::ToDoubleSeconds(o.gpu_sample_interval)),
+                 "--gpu-release-timeout",
+                 absl::StrCat(absl::ToDoubleSeconds(o.gpu_release_timeout)),
                  "--log-level", o.log_level};
       so.new_process_group = false;  // a terminal's Ctrl-C reaches them too
       absl::StatusOr<ChildProcess> c = ChildProcess::Spawn(so);
@@ -458,13 +740,18 @@ int Supervise(const WorkerOptions& o, const std::vector<Gpu>& gpus) {
 
 }  // namespace
 
-int RunWorker(const WorkerOptions& o, GpuDiscovery* discovery) {
+int RunWorker(const WorkerOptions& o, GpuDiscovery* discovery, GpuProbe* probe) {
   int modes = (o.gpu >= 0) + !o.gpus.empty() + (o.cpus > 0);
   if (modes != 1) {
     spdlog::error("give exactly one of --gpu N, --gpus all|LIST or --cpus N");
     return kExitBadInput;
   }
+  if (o.slots_per_gpu < 1) {
+    spdlog::error("--slots-per-gpu must be at least 1");
+    return kExitBadInput;
+  }
   std::vector<std::optional<Gpu>> slots;
+  std::vector<Gpu> node_gpus;
   if (!o.gpus.empty() || o.gpu >= 0) {
     absl::StatusOr<std::vector<Gpu>> all = discovery->Discover();
     if (!all.ok()) {
@@ -478,7 +765,8 @@ int RunWorker(const WorkerOptions& o, GpuDiscovery* discovery) {
       return kExitBadInput;
     }
     if (!o.gpus.empty()) return Supervise(o, *chosen);
-    slots.push_back(chosen->front());
+    slots.assign(o.slots_per_gpu, chosen->front());
+    node_gpus = *all;
   } else {
     slots.assign(o.cpus, std::nullopt);
   }
@@ -489,15 +777,24 @@ int RunWorker(const WorkerOptions& o, GpuDiscovery* discovery) {
     return kExitBadInput;
   }
   Lifecycle life;
-  HandleSignals(&life, nullptr);
+  HandleSignals(&life, nullptr);  // before any thread starts: they inherit the mask
+  std::unique_ptr<GpuProbe> own_probe;
+  std::unique_ptr<GpuMonitor> monitor;
+  if (!node_gpus.empty()) {
+    if (probe == nullptr) {
+      own_probe = NewNvidiaSmiProbe();
+      probe = own_probe.get();
+    }
+    monitor = std::make_unique<GpuMonitor>(probe, node_gpus, o.gpu_sample_interval);
+  }
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   auto channel = MakeChannel(o.scheduler, *sec, args);
   std::vector<std::unique_ptr<Slot>> workers;
   std::vector<std::thread> threads;
   for (size_t i = 0; i < slots.size(); ++i) {
-    workers.push_back(
-        std::make_unique<Slot>(o, *sec, &life, channel, static_cast<int>(i), slots[i]));
+    workers.push_back(std::make_unique<Slot>(o, *sec, &life, channel, static_cast<int>(i),
+                                             slots[i], monitor.get()));
   }
   spdlog::info("worker with {} {} slot(s), scheduler {}, work dir {}", slots.size(),
                slots.front() ? "GPU" : "CPU", o.scheduler, o.work_dir);

@@ -1,10 +1,21 @@
 // The `sweep worker` daemon: leases trials from the scheduler and runs each as a
 // child process pinned to its slot's GPU (or on a CPU slot).
 //
-// One worker process runs one GPU slot (--gpu N) or N CPU slots (--cpus N); each slot
-// registers with the scheduler on its own and runs one trial at a time. `--gpus
-// all|LIST` makes this process a node supervisor that starts one `sweep worker --gpu
-// N` process per GPU and stops them all when it is stopped.
+// One worker process runs the slots of one GPU (--gpu N, --slots-per-gpu of them) or
+// N CPU slots (--cpus N); each slot registers with the scheduler on its own and runs
+// one trial at a time. The scheduler decides how many of a GPU's slots get trials at
+// once (resources.trials_per_gpu, gpu_memory); the others wait. `--gpus all|LIST`
+// makes this process a node supervisor that starts one `sweep worker --gpu N`
+// process per GPU and stops them all when it is stopped.
+//
+// On a GPU slot (docs/operations.md, GPUs) the worker samples the node's GPUs while
+// trials run (utilization, memory, power: peak memory and energy per trial), flags
+// a trial none of whose processes holds memory on its GPU within
+// resources.gpu_check (and stops it when the spec says so), records an out-of-memory
+// crash as failure kind `oom`, asks `sweep-train --estimate-memory` before starting
+// a sweep-train trial and fails it as `oom` when it cannot fit the GPU's free memory,
+// and after each trial waits (bounded) until the trial's GPU memory is released,
+// reporting what still holds it and processes it did not start.
 //
 // Trial contract (docs/trial-contract.md): argv without a shell, its own process
 // group, environment CUDA_VISIBLE_DEVICES (empty on a CPU slot), SWEEP_TRIAL_ID,
@@ -33,6 +44,9 @@ struct WorkerOptions {
   int gpu = -1;            // --gpu N: one slot pinned to GPU N
   std::string gpus;        // --gpus all|0,2: supervise one process per GPU
   int cpus = 0;            // --cpus N: N CPU slots
+  int slots_per_gpu = 4;   // slots per GPU: at most this many trials share it
+  absl::Duration gpu_sample_interval = absl::Seconds(5);   // telemetry while trials run
+  absl::Duration gpu_release_timeout = absl::Seconds(30);  // wait for memory after a trial
   absl::Duration drain_timeout = absl::Seconds(60);
   absl::Duration kill_grace = absl::Seconds(10);
   absl::Duration poll_interval = absl::Milliseconds(100);  // metrics file, child exit
@@ -41,7 +55,9 @@ struct WorkerOptions {
 
 // Runs the worker until it is drained or stopped. Returns the process exit code:
 // 0 after a clean drain, 2 for bad options (message on stderr), 1 otherwise.
-int RunWorker(const WorkerOptions& options, GpuDiscovery* discovery);
+// `probe` samples the GPUs (null: nvidia-smi); neither is used on CPU slots.
+int RunWorker(const WorkerOptions& options, GpuDiscovery* discovery,
+              GpuProbe* probe = nullptr);
 
 }  // namespace sweep
 

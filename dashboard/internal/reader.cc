@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_util.h"
@@ -33,6 +34,18 @@ class Stmt {
   Stmt& Bind(const std::string& v) {
     if (stmt_) sqlite3_bind_text(stmt_, ++n_, v.data(), v.size(), SQLITE_TRANSIENT);
     return *this;
+  }
+  Stmt& Bind(int64_t v) {
+    if (stmt_) sqlite3_bind_int64(stmt_, ++n_, v);
+    return *this;
+  }
+  // Makes the statement ready to run again with new bindings.
+  void Reset() {
+    if (stmt_) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+    n_ = 0;
   }
   // Returns true while there is a row; false at the end or on error (see status()).
   bool Next() {
@@ -150,7 +163,8 @@ json ParametersOf(const spec::SweepSpec& s) {
 
 constexpr const char* kTrialColumns =
     "id, idx, state, params, worker, host, gpu, attempt, created_at, started_at, ended_at, "
-    "exit_code, signal, message, final_metric, best_metric, last_seq, trial_dir";
+    "exit_code, signal, message, final_metric, best_metric, last_seq, trial_dir, "
+    "gpu_flag, failure_kind, peak_gpu_memory_mib, energy_joules, gpus";
 
 json TrialJson(Stmt& s, double now) {
   json t = {{"id", s.Text(0)},
@@ -170,7 +184,13 @@ json TrialJson(Stmt& s, double now) {
             {"final_metric", s.Value(14)},
             {"best_metric", s.Value(15)},
             {"reports", s.Int(16)},
-            {"trial_dir", s.Text(17)}};
+            {"trial_dir", s.Text(17)},
+            // GPU outcome and telemetry (migration 4): null or "" when none.
+            {"gpu_flag", s.Text(18)},
+            {"failure_kind", s.Text(19)},
+            {"peak_gpu_memory_mib", s.Value(20)},
+            {"energy_joules", s.Value(21)},
+            {"gpus", s.Text(22)}};
   json duration = nullptr;
   if (!s.Null(9) && s.Real(9) > 0) {
     double end = !s.Null(10) && s.Real(10) > 0 ? s.Real(10) : now;
@@ -344,81 +364,156 @@ absl::StatusOr<json> DbReader::Sweep(const std::string& id) {
   return out;
 }
 
-absl::StatusOr<json> DbReader::Trials(const std::string& sweep_id) {
+absl::StatusOr<std::vector<std::string>> DbReader::PickTrialsLocked(const std::string& sweep_id,
+                                                                    bool maximize, int limit) {
+  std::vector<std::string> ids;
+  std::set<std::string> seen;
+  auto take = [&](const char* sql, int64_t n) -> absl::Status {
+    Stmt s(db_, sql);
+    s.Bind(sweep_id).Bind(n);
+    while (s.Next()) {
+      if (seen.insert(s.Text(0)).second) ids.push_back(s.Text(0));
+    }
+    return s.status();
+  };
+  auto room = [&] { return static_cast<int64_t>(limit) - static_cast<int64_t>(ids.size()); };
+  // Each query walks an index of trials: (sweep_id, state, ...), (sweep_id,
+  // final_metric, idx) and the primary order by idx.
+  SWEEP_RETURN_IF_ERROR(take("SELECT id FROM trials WHERE sweep_id=? AND state='running' "
+                             "ORDER BY idx LIMIT ?",
+                             room()));
+  if (room() > 0) {
+    SWEEP_RETURN_IF_ERROR(
+        take(maximize ? "SELECT id FROM trials WHERE sweep_id=? AND final_metric IS NOT NULL "
+                        "ORDER BY final_metric DESC, idx LIMIT ?"
+                      : "SELECT id FROM trials WHERE sweep_id=? AND final_metric IS NOT NULL "
+                        "ORDER BY final_metric ASC, idx LIMIT ?",
+             room()));
+  }
+  if (room() > 0) {
+    SWEEP_RETURN_IF_ERROR(take("SELECT id FROM trials WHERE sweep_id=? ORDER BY idx DESC LIMIT ?",
+                               static_cast<int64_t>(limit)));
+    if (room() < 0) ids.resize(limit);
+  }
+  return ids;
+}
+
+absl::StatusOr<json> DbReader::Trials(const std::string& sweep_id, int limit) {
   absl::MutexLock lock(&mu_);
   ReadTxn txn(db_);
   SWEEP_RETURN_IF_ERROR(txn.status());
   double now = ToUnixSecondsDouble(clock_->Now());
   SWEEP_ASSIGN_OR_RETURN(json summary, SweepSummaryLocked(sweep_id, now));
-  Stmt s(
-      db_,
-      absl::StrCat("SELECT ", kTrialColumns, " FROM trials WHERE sweep_id=? ORDER BY idx").c_str());
-  s.Bind(sweep_id);
+  int64_t total = 0;
+  for (const auto& [state, n] : summary["counts"].items()) {
+    if (state != "queued") total += n.get<int64_t>();
+  }
+  {  // queued trials that have a row (re-queued ones); the others have none yet
+    Stmt q(db_, "SELECT COUNT(*) FROM trials WHERE sweep_id=? AND state='queued'");
+    q.Bind(sweep_id);
+    if (q.Next()) total += q.Int(0);
+    SWEEP_RETURN_IF_ERROR(q.status());
+  }
   json trials = json::array();
-  while (s.Next()) trials.push_back(TrialJson(s, now));
-  SWEEP_RETURN_IF_ERROR(s.status());
+  bool truncated = total > limit;
+  if (!truncated) {
+    Stmt s(db_, absl::StrCat("SELECT ", kTrialColumns, " FROM trials WHERE sweep_id=? ORDER BY idx")
+                    .c_str());
+    s.Bind(sweep_id);
+    while (s.Next()) trials.push_back(TrialJson(s, now));
+    SWEEP_RETURN_IF_ERROR(s.status());
+  } else {
+    SWEEP_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                           PickTrialsLocked(sweep_id, summary["goal"] == "maximize", limit));
+    Stmt s(db_, absl::StrCat("SELECT ", kTrialColumns, " FROM trials WHERE id=?").c_str());
+    for (const std::string& id : ids) {
+      s.Reset();
+      s.Bind(id);
+      if (s.Next()) trials.push_back(TrialJson(s, now));
+      SWEEP_RETURN_IF_ERROR(s.status());
+    }
+    std::sort(trials.begin(), trials.end(), [](const json& a, const json& b) {
+      return a["index"].get<int64_t>() < b["index"].get<int64_t>();
+    });
+  }
   return json{{"now", now},
               {"sweep", sweep_id},
               {"metric", summary["metric"]},
               {"goal", summary["goal"]},
               {"best_trial", summary["best"].is_null() ? json(nullptr) : summary["best"]["trial"]},
               {"counts", summary["counts"]},
+              {"total", total},
+              {"truncated", truncated},
               {"trials", std::move(trials)}};
 }
 
 absl::StatusOr<json> DbReader::Metrics(const std::string& sweep_id, const std::string& name,
-                                       int max_points) {
+                                       int max_points, int max_series) {
   absl::MutexLock lock(&mu_);
   ReadTxn txn(db_);
   SWEEP_RETURN_IF_ERROR(txn.status());
   double now = ToUnixSecondsDouble(clock_->Now());
   SWEEP_ASSIGN_OR_RETURN(json summary, SweepSummaryLocked(sweep_id, now));
   std::string metric = name.empty() ? summary["metric"].get<std::string>() : name;
+  int64_t total = 0;
+  {
+    Stmt c(db_, "SELECT COUNT(*) FROM trials WHERE sweep_id=?");
+    c.Bind(sweep_id);
+    if (c.Next()) total = c.Int(0);
+    SWEEP_RETURN_IF_ERROR(c.status());
+  }
+  bool truncated = total > max_series;
+  // The trials shown: all of them, in index order, or those PickTrialsLocked chose.
+  std::vector<std::string> ids;
+  if (!truncated) {
+    Stmt t(db_, "SELECT id FROM trials WHERE sweep_id=? ORDER BY idx");
+    t.Bind(sweep_id);
+    while (t.Next()) ids.push_back(t.Text(0));
+    SWEEP_RETURN_IF_ERROR(t.status());
+  } else {
+    SWEEP_ASSIGN_OR_RETURN(ids,
+                           PickTrialsLocked(sweep_id, summary["goal"] == "maximize", max_series));
+  }
 
-  json names = json::array();
-  Stmt n(db_,
-         "SELECT DISTINCT m.name FROM trials t JOIN metrics m ON m.trial_id = t.id "
-         "WHERE t.sweep_id=? ORDER BY m.name");
-  n.Bind(sweep_id);
-  while (n.Next()) names.push_back(n.Text(0));
-  SWEEP_RETURN_IF_ERROR(n.status());
+  // Names and points through the (trial_id, name, step) index, trial by trial.
+  std::set<std::string> name_set;
+  Stmt n(db_, "SELECT DISTINCT name FROM metrics WHERE trial_id=?");
+  for (const std::string& id : ids) {
+    n.Reset();
+    n.Bind(id);
+    while (n.Next()) name_set.insert(n.Text(0));
+    SWEEP_RETURN_IF_ERROR(n.status());
+  }
+  json names(name_set);
   if (metric.empty() && !names.empty()) metric = names[0];
 
-  // Rows come per trial, by step, the latest attempt last: it wins a repeated step.
+  // Rows by step, the latest attempt last: it wins a repeated step.
   Stmt s(db_,
-         "SELECT t.id, m.step, m.value FROM trials t JOIN metrics m "
-         "ON m.trial_id = t.id AND m.name = ? WHERE t.sweep_id=? "
-         "ORDER BY t.idx, m.step, m.attempt, m.rowid");
-  s.Bind(metric).Bind(sweep_id);
+         "SELECT step, value FROM metrics WHERE trial_id=? AND name=? "
+         "ORDER BY step, attempt, rowid");
   json series = json::array();
-  std::string current;
-  json points = json::array();
-  auto flush = [&] {
-    if (!current.empty()) {
-      series.push_back({{"trial", current}, {"points", Thin(points, max_points)}});
+  for (const std::string& id : ids) {
+    s.Reset();
+    s.Bind(id).Bind(metric);
+    json points = json::array();
+    while (s.Next()) {
+      int64_t step = s.Int(0);
+      double value = s.Real(1);
+      if (!points.empty() && points.back()[0].get<int64_t>() == step) {
+        points.back()[1] = value;
+      } else {
+        points.push_back({step, value});
+      }
     }
-    points = json::array();
-  };
-  while (s.Next()) {
-    std::string trial = s.Text(0);
-    if (trial != current) {
-      flush();
-      current = trial;
-    }
-    int64_t step = s.Int(1);
-    double value = s.Real(2);
-    if (!points.empty() && points.back()[0].get<int64_t>() == step) {
-      points.back()[1] = value;
-    } else {
-      points.push_back({step, value});
-    }
+    SWEEP_RETURN_IF_ERROR(s.status());
+    if (!points.empty()) series.push_back({{"trial", id}, {"points", Thin(points, max_points)}});
   }
-  SWEEP_RETURN_IF_ERROR(s.status());
-  flush();
   return json{{"now", now},
               {"sweep", sweep_id},
               {"name", metric},
               {"names", std::move(names)},
+              {"series_total", total},
+              {"truncated", truncated},
               {"series", std::move(series)}};
 }
 
@@ -436,11 +531,11 @@ absl::StatusOr<json> DbReader::Trial(const std::string& id, int max_points) {
     return absl::NotFoundError(absl::StrCat("no trial '", id, "' in this database"));
   }
   json t = TrialJson(s, now);
-  std::string sweep_id = s.Text(18);
+  std::string sweep_id = s.Text(23);
   t["sweep"] = sweep_id;
-  t["argv"] = ParseJson(s.Text(19));
-  t["stdout_tail"] = s.Text(20);
-  t["stderr_tail"] = s.Text(21);
+  t["argv"] = ParseJson(s.Text(24));
+  t["stdout_tail"] = s.Text(25);
+  t["stderr_tail"] = s.Text(26);
   t["now"] = now;
 
   Stmt w(db_, "SELECT name, metric_name, metric_goal FROM sweeps WHERE id=?");
@@ -483,7 +578,7 @@ absl::StatusOr<json> DbReader::Workers() {
   Stmt s(db_,
          "SELECT w.id, w.host, w.pid, w.slot, w.gpu_index, w.gpu_uuid, w.gpu_name, "
          "w.gpu_memory_mib, w.state, w.registered_at, w.last_heartbeat, w.trial_id, "
-         "t.sweep_id FROM workers w LEFT JOIN trials t ON t.id = w.trial_id AND "
+         "t.sweep_id, w.message FROM workers w LEFT JOIN trials t ON t.id = w.trial_id AND "
          "w.trial_id <> '' ORDER BY w.state = 'lost', w.host, w.gpu_index, w.slot, w.id");
   json workers = json::array();
   while (s.Next()) {
@@ -502,7 +597,8 @@ absl::StatusOr<json> DbReader::Workers() {
                        {"last_heartbeat", s.Real(10)},
                        {"heartbeat_age_s", std::max(0.0, now - s.Real(10))},
                        {"trial", s.Text(11).empty() ? json(nullptr) : json(s.Text(11))},
-                       {"sweep", s.Null(12) ? json(nullptr) : json(s.Text(12))}});
+                       {"sweep", s.Null(12) ? json(nullptr) : json(s.Text(12))},
+                       {"message", s.Text(13)}});
   }
   SWEEP_RETURN_IF_ERROR(s.status());
   return json{{"now", now}, {"workers", std::move(workers)}};

@@ -16,6 +16,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -43,14 +44,19 @@ class DbReader {
   // One sweep's summary plus its spec (text and parsed parameters) and the
   // names of the metrics its trials reported. NotFound for an unknown id.
   absl::StatusOr<nlohmann::json> Sweep(const std::string& id);
-  // {"now", "metric", "goal", "best_trial", "trials": [...]} in index order.
-  absl::StatusOr<nlohmann::json> Trials(const std::string& sweep_id);
-  // Metric `name` (the sweep's metric when empty) against step for every trial
-  // of the sweep: {"name", "series": [{"trial", "points": [[step, value]...]}]}.
-  // Each series keeps the latest attempt's value per step and is thinned to at
-  // most `max_points` points (first and last always kept).
+  // {"now", "metric", "goal", "best_trial", "total", "truncated", "trials": [...]}:
+  // every trial in index order when the sweep has at most `limit`; else `limit` of
+  // them: the running ones, then the best by final metric, then the newest others
+  // (truncated: true; `sweep export` has them all).
+  absl::StatusOr<nlohmann::json> Trials(const std::string& sweep_id, int limit);
+  // Metric `name` (the sweep's metric when empty) against step for the trials of
+  // the sweep: {"name", "names", "series": [{"trial", "points": [[step, value]...]}],
+  // "series_total", "truncated"}: every trial when there are at most `max_series`,
+  // else the running and the best as Trials() picks them. Each series keeps the
+  // latest attempt's value per step and is thinned to at most `max_points` points
+  // (first and last always kept). "names" are the metrics of those trials.
   absl::StatusOr<nlohmann::json> Metrics(const std::string& sweep_id, const std::string& name,
-                                         int max_points);
+                                         int max_points, int max_series);
   // One trial with its logs' tails and every metric series (thinned as above).
   absl::StatusOr<nlohmann::json> Trial(const std::string& id, int max_points);
   // {"now", "workers": [...]}: every registered worker slot, lost ones included.
@@ -59,6 +65,11 @@ class DbReader {
  private:
   DbReader(sqlite3* db, const Clock* clock) : db_(db), clock_(clock) {}
   absl::StatusOr<nlohmann::json> SweepSummaryLocked(const std::string& id, double now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ids of at most `limit` trials of a sweep too large to show whole: the running
+  // ones, then the best by final metric, then the newest of the rest.
+  absl::StatusOr<std::vector<std::string>> PickTrialsLocked(const std::string& sweep_id,
+                                                            bool maximize, int limit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;

@@ -112,6 +112,16 @@ function fmtTime(t) {
       : `${d.toLocaleDateString([], {month: 'short', day: 'numeric'})} ${time}`;
 }
 
+// Tags for a trial's GPU outcome: out of memory, no GPU activity.
+function gpuTags(t) {
+  const tags = [];
+  if (t.failure_kind === 'oom') tags.push(h('span', {class: 'gpu-tag', title: 'out of GPU memory'}, 'OOM'));
+  if (t.gpu_flag === 'no_gpu_activity') {
+    tags.push(h('span', {class: 'gpu-tag', title: 'no process of the trial held memory on its GPU in time'}, 'NO GPU'));
+  }
+  return tags;
+}
+
 function badge(state) {
   return h('span', {class: `badge ${state}`, 'data-state': state}, state);
 }
@@ -431,7 +441,7 @@ views.sweep = (view, id) => {
       {key: 'index', title: '#', num: true, cell: (t) => t.index},
       {key: 'id', title: 'Trial', cell: (t) => [h('a', {href: `#/trials/${t.id}`}, t.id),
           t.id === data.best_trial ? h('span', {class: 'best-tag', title: 'best trial'}, 'BEST') : null]},
-      {key: 'state', title: 'State', cell: (t) => badge(t.state)},
+      {key: 'state', title: 'State', cell: (t) => [badge(t.state), gpuTags(t)]},
       ...params.map((p) => ({key: `p:${p.name}`, title: p.name, param: true,
                              cell: (t) => fmtValue(flatParams(t.params)[p.name])})),
       {key: 'worker', title: 'Worker', cell: (t) => t.worker || '–'},
@@ -453,7 +463,13 @@ views.sweep = (view, id) => {
       class: `link ${t.id === data.best_trial ? 'best' : ''}`, 'data-trial': t.id, 'data-state': t.state,
       onclick: (e) => { if (e.target.tagName !== 'A') location.hash = `#/trials/${t.id}`; }},
       cols.map((c) => h('td', {class: `${c.num ? 'num' : ''} ${c.param ? 'param' : ''}`}, c.cell(t))))));
-    fill(el.table, shown.length ? h('table', {class: 'data', id: 'trials'}, thead, tbody)
+    // A very large sweep comes in part: the running trials and the best ones.
+    const note = data.truncated
+      ? h('div', {class: 'hint', id: 'trials-truncated'},
+          `Showing ${data.trials.length.toLocaleString()} of ${data.total.toLocaleString()} trials: ` +
+          'the running ones, then the best. `sweep export` has them all.')
+      : null;
+    fill(el.table, note, shown.length ? h('table', {class: 'data', id: 'trials'}, thead, tbody)
         : h('div', {class: 'empty'}, data.trials.length ? `No ${st.filter} trials.` : 'No trial has started yet.'));
   }
 
@@ -670,6 +686,15 @@ views.trial = (view, id) => {
   }
 
   function outcomeText(t) {
+    if (t.gpu_flag || t.failure_kind) {
+      const why = t.failure_kind === 'oom' ? 'Ran out of GPU memory.'
+          : 'No process of this trial held memory on its GPU in time: it may have run on the CPU.';
+      return h('div', {}, outcomeTextPlain(t), h('div', {class: 'message bad gpu-note'}, gpuTags(t), ' ', why));
+    }
+    return outcomeTextPlain(t);
+  }
+
+  function outcomeTextPlain(t) {
     if (t.state === 'running') return h('div', {class: 'message'}, 'Running.');
     if (t.state === 'queued') return h('div', {class: 'message'}, t.message || 'Waiting for a free slot.');
     const good = t.state === 'completed';
@@ -734,8 +759,11 @@ views.trial = (view, id) => {
       fill(el.params, params.length ? kv(params.map(([k, v]) => [k, fmtValue(v), 'mono'])) : h('span', {class: 'muted'}, 'none'));
       fill(el.run, kv([
         ['Worker', t.worker || '–', 'mono'], ['Host', t.host || '–'],
-        ['GPU', t.gpu === null ? (t.worker ? 'CPU slot' : '–') : String(t.gpu)], ['Attempt', String(t.attempt)],
+        ['GPU', t.gpu === null ? (t.worker ? 'CPU slot' : '–') : (t.gpus || String(t.gpu))], ['Attempt', String(t.attempt)],
         ['Started', fmtTime(t.started_at)], ['Ended', fmtTime(t.ended_at)], ['Duration', fmtDur(t.duration_s)],
+        ...(t.peak_gpu_memory_mib === null || t.peak_gpu_memory_mib === undefined ? [] : [
+          ['GPU memory (peak)', `${t.peak_gpu_memory_mib} MiB`],
+          ['Energy', t.energy_joules === null ? '–' : `${(t.energy_joules / 3.6e6).toFixed(4)} kWh`]]),
         ['Directory', t.trial_dir || '–', 'mono']]));
       const exit = t.exit_code === null ? '–' : String(t.exit_code);
       fill(el.outcome, kv([['State', badge(t.state)], ['Exit status', exit, 'mono'],
@@ -768,7 +796,7 @@ views.workers = (view) => {
           h('td', {}, w.host),
           h('td', {}, w.gpu ? h('span', {}, h('b', {}, `GPU ${w.gpu.index}`), ` ${w.gpu.name}`) : h('span', {class: 'muted'}, `CPU slot ${w.slot}`)),
           h('td', {class: 'num'}, w.gpu ? `${(w.gpu.memory_mib / 1024).toFixed(1)} GiB` : '–'),
-          h('td', {}, badge(w.state)),
+          h('td', {}, badge(w.state), w.message ? h('div', {class: 'worker-message', title: w.message}, w.message) : null),
           h('td', {}, w.trial ? h('a', {href: `#/trials/${w.trial}`}, w.trial) : h('span', {class: 'muted'}, '–')),
           h('td', {class: 'num'}, w.state === 'lost' ? fmtTime(w.last_heartbeat) : `${fmtDur(w.heartbeat_age_s)} ago`),
           h('td', {class: 'num'}, fmtTime(w.registered_at)),

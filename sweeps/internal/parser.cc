@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/types/span.h"
 #include "common/status_util.h"
 #include "nlohmann/json.hpp"
@@ -64,7 +65,9 @@ constexpr absl::string_view kAshaKeys[] = {"min_iter", "grace", "max_iter",
                                            "eta"};
 constexpr absl::string_view kMedianKeys[] = {"min_iter", "min_trials"};
 constexpr absl::string_view kMethods = "grid, random, bayes, sobol";
-constexpr absl::string_view kResourcesKeys[] = {"gpus_per_trial"};
+constexpr absl::string_view kResourcesKeys[] = {"gpu_check", "gpu_memory", "gpus_per_trial",
+                                                "trials_per_gpu"};
+constexpr absl::string_view kGpuCheckKeys[] = {"action", "within"};
 
 constexpr Distribution kDistributions[] = {
     Distribution::kConstant,         Distribution::kCategorical,
@@ -955,15 +958,131 @@ class Parser {
     }
     if (const YamlEntry* e = root.Find("resources")) {
       SWEEP_RETURN_IF_ERROR(
-          ExpectMap(e->value, "resources", "a mapping with gpus_per_trial"));
+          ExpectMap(e->value, "resources",
+                    "a mapping with gpus_per_trial, trials_per_gpu, gpu_memory, gpu_check"));
       SWEEP_RETURN_IF_ERROR(CheckKeys(e->value, "resources", kResourcesKeys));
-      if (const YamlEntry* gpus = e->value.Find("gpus_per_trial")) {
-        SWEEP_ASSIGN_OR_RETURN(
-            spec_.resources.gpus_per_trial,
-            ReadInteger(gpus->value, "resources.gpus_per_trial", 0, kIntMax));
+      SWEEP_RETURN_IF_ERROR(ParseResources(e->value));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ParseResources(const YamlNode& node) {
+    constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+    Resources& r = spec_.resources;
+    const YamlEntry* gpus = node.Find("gpus_per_trial");
+    if (gpus != nullptr) {
+      SWEEP_ASSIGN_OR_RETURN(r.gpus_per_trial,
+                             ReadInteger(gpus->value, "resources.gpus_per_trial", 0, kIntMax));
+    }
+    const YamlEntry* share = node.Find("trials_per_gpu");
+    if (share != nullptr) {
+      SWEEP_ASSIGN_OR_RETURN(r.trials_per_gpu,
+                             ReadInteger(share->value, "resources.trials_per_gpu", 1, kIntMax));
+    }
+    const YamlEntry* memory = node.Find("gpu_memory");
+    if (memory != nullptr) {
+      SWEEP_ASSIGN_OR_RETURN(r.gpu_memory_mib,
+                             ReadMemory(memory->value, "resources.gpu_memory"));
+    }
+    for (const YamlEntry* e : {share, memory}) {
+      if (e == nullptr) continue;
+      if (gpus == nullptr) r.gpus_per_trial = 1;  // asking for GPU memory asks for a GPU
+      if (r.gpus_per_trial == 0) {
+        return Error(e->key_position, JoinPath("resources", e->key),
+                     "needs a GPU, but gpus_per_trial is 0; drop one of them");
+      }
+    }
+    if (share != nullptr && r.trials_per_gpu > 1 && r.gpus_per_trial > 1) {
+      return Error(share->key_position, "resources.trials_per_gpu",
+                   absl::StrCat("trials of ", r.gpus_per_trial,
+                                " GPUs hold their GPUs alone; trials_per_gpu above 1 "
+                                "needs gpus_per_trial: 1"));
+    }
+    if (const YamlEntry* check = node.Find("gpu_check")) {
+      SWEEP_RETURN_IF_ERROR(ParseGpuCheck(check->value));
+      if (r.gpu_check_seconds > 0) {  // a check of the GPU asks for a GPU
+        if (gpus == nullptr && r.gpus_per_trial == 0) r.gpus_per_trial = 1;
+        if (r.gpus_per_trial == 0) {
+          return Error(check->key_position, "resources.gpu_check",
+                       "needs a GPU, but gpus_per_trial is 0; drop one of them");
+        }
       }
     }
     return absl::OkStatus();
+  }
+
+  // gpu_check: off | {within: DURATION, action: flag|stop}
+  absl::Status ParseGpuCheck(const YamlNode& node) {
+    constexpr absl::string_view kPath = "resources.gpu_check";
+    Resources& r = spec_.resources;
+    if (node.kind == Kind::kScalar) {
+      SWEEP_ASSIGN_OR_RETURN(const json v, ToJson(node, file_, kPath));
+      if ((v.is_boolean() && !v.get<bool>()) || (v.is_string() && v == "off")) {
+        r.gpu_check_seconds = 0;
+        return absl::OkStatus();
+      }
+    }
+    SWEEP_RETURN_IF_ERROR(ExpectMap(
+        node, kPath, "off, or a mapping with within (a duration) and action (flag or stop)"));
+    SWEEP_RETURN_IF_ERROR(CheckKeys(node, kPath, kGpuCheckKeys));
+    if (const YamlEntry* within = node.Find("within")) {
+      SWEEP_ASSIGN_OR_RETURN(r.gpu_check_seconds,
+                             ReadDuration(within->value, "resources.gpu_check.within"));
+    }
+    if (const YamlEntry* action = node.Find("action")) {
+      SWEEP_ASSIGN_OR_RETURN(std::string a,
+                             ReadString(action->value, "resources.gpu_check.action"));
+      if (a == "flag") {
+        r.gpu_check_action = Resources::GpuCheckAction::kFlag;
+      } else if (a == "stop") {
+        r.gpu_check_action = Resources::GpuCheckAction::kStop;
+      } else {
+        return Error(action->value.position, "resources.gpu_check.action",
+                     absl::StrCat("expected flag or stop, got ", Describe(action->value)));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // An amount of memory in MiB, rounded up: a number of GiB, or a string of a
+  // number and a unit: MiB, GiB, TiB (powers of 1024) or MB, GB, TB (of 1000).
+  absl::StatusOr<int64_t> ReadMemory(const YamlNode& node, absl::string_view path) const {
+    SWEEP_ASSIGN_OR_RETURN(const json value, ToJson(node, file_, path));
+    constexpr absl::string_view kExpected =
+        "expected an amount of memory: a number of GiB, or a string such as 800MiB, "
+        "12GB or 1.5GiB";
+    std::optional<double> mib;
+    if (value.is_number()) {
+      mib = value.get<double>() * 1024;
+    } else if (value.is_string()) {
+      mib = ParseMemoryText(node.text);
+    }
+    if (!mib || !std::isfinite(*mib) || *mib > 1e12) {
+      return Error(node.position, path, absl::StrCat(kExpected, ", got ", Describe(node)));
+    }
+    if (*mib <= 0) {
+      return Error(node.position, path,
+                   absl::StrCat("must be more than 0, got ", Describe(node)));
+    }
+    return static_cast<int64_t>(std::ceil(*mib - 1e-9));
+  }
+
+  // "800MiB" -> 800, "12GB" -> 11444.09...; nullopt when not such a string.
+  static std::optional<double> ParseMemoryText(absl::string_view text) {
+    constexpr std::pair<absl::string_view, double> kUnits[] = {
+        {"mib", 1.0},          {"gib", 1024.0},          {"tib", 1024.0 * 1024},
+        {"mb", 1e6 / 1048576}, {"gb", 1e9 / 1048576},    {"tb", 1e12 / 1048576}};
+    text = absl::StripAsciiWhitespace(text);
+    size_t i = 0;
+    while (i < text.size() && (absl::ascii_isdigit(text[i]) || text[i] == '.')) ++i;
+    absl::string_view number = text.substr(0, i);
+    std::string unit = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text.substr(i)));
+    double amount = 0;
+    if (number.empty() || !absl::SimpleAtod(number, &amount)) return std::nullopt;
+    for (const auto& [name, factor] : kUnits) {
+      if (unit == name) return amount * factor;
+    }
+    return std::nullopt;
   }
 
   absl::string_view file_;

@@ -1,0 +1,77 @@
+// The scheduler's database stops taking writes (its files may not grow: RLIMIT_FSIZE
+// set on the running daemon, as on a full disk) in the middle of a sweep: reads go
+// on, writes are refused and retried, and once there is room again the sweep ends
+// with every metric line stored exactly once.
+#include <sys/resource.h>
+
+#include <filesystem>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/cluster.h"
+
+namespace sweep::testing {
+namespace {
+
+constexpr int kLines = 30;
+
+std::string TickerSpec() {
+  return absl::StrCat(R"(
+name: ticker
+program: )", SourceDir(), R"(/tests/data/ticker.sh
+command: ["/bin/sh", "${program}", "${args}"]
+method: grid
+parameters:
+  lines: {value: )", kLines, R"(}
+  every: {value: 0.1}
+  seed: {values: [1, 2, 3, 4]}
+)");
+}
+
+void SetFileSizeLimit(pid_t pid, rlim_t bytes) {
+  rlimit r{};
+  ASSERT_EQ(prlimit(pid, RLIMIT_FSIZE, nullptr, &r), 0);
+  r.rlim_cur = bytes;
+  ASSERT_EQ(prlimit(pid, RLIMIT_FSIZE, &r, nullptr), 0) << strerror(errno);
+}
+
+TEST(StorageFaultTest, AFullDiskMidSweepLosesNothingAndReadsGoOn) {
+  Cluster c;
+  c.StartScheduler(/*lease_timeout=*/10, /*heartbeat=*/0.2);
+  c.StartWorker(2);
+  std::string sweep = c.Submit(TickerSpec());
+  Db db(c.db());
+  std::string count_sql = "SELECT COUNT(*) FROM metrics m JOIN trials t ON t.id = m.trial_id "
+                          "WHERE t.sweep_id='" + sweep + "'";
+  ASSERT_TRUE(WaitFor([&] { return std::stoi(db.Value(count_sql)) >= 5; }, absl::Seconds(30)))
+      << c.Logs();
+
+  // No file of the scheduler may take a byte from here on (the WAL is reused from
+  // its start after a checkpoint, so "no growth" would not be enough; its log file
+  // cannot be written either, until the end).
+  SetFileSizeLimit(c.scheduler_pid(), 1);
+  absl::SleepFor(absl::Milliseconds(300));  // let a write under way commit or fail
+  std::string before = db.Value(count_sql);
+  absl::SleepFor(absl::Seconds(3));  // the trials go on writing lines meanwhile
+  CommandResult status = c.Sweep({"status", sweep});
+  EXPECT_EQ(status.exit_code, 0) << status.err;  // reads are served
+  EXPECT_THAT(status.out, ::testing::HasSubstr(sweep));
+  EXPECT_EQ(db.Value(count_sql), before) << "nothing is written while the disk is full";
+
+  SetFileSizeLimit(c.scheduler_pid(), RLIM_INFINITY);
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(90))) << c.Logs();
+  EXPECT_EQ(db.Value("SELECT group_concat(state) FROM trials WHERE sweep_id='" + sweep + "'"),
+            "completed,completed,completed,completed")
+      << c.Logs();
+  // Every line of every trial once: 4 x kLines rows, no (trial, step) twice.
+  EXPECT_EQ(db.Value(count_sql), absl::StrCat(4 * kLines));
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM (SELECT DISTINCT m.trial_id, m.step FROM metrics m "
+                     "JOIN trials t ON t.id = m.trial_id WHERE t.sweep_id='" + sweep + "')"),
+            absl::StrCat(4 * kLines));
+  EXPECT_THAT(ReadFile(c.dir() / "scheduler.log"),
+              ::testing::HasSubstr("the database takes writes again"))
+      << "writes failed and then worked again";
+}
+
+}  // namespace
+}  // namespace sweep::testing
