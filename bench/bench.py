@@ -141,10 +141,9 @@ def trial_states(c, sid):
 # ------------------------------------------------------------------ dispatch
 
 N_DISPATCH = 2000
-# Optuna with SQLite storage runs a few dozen trials a second at best, so it runs the
-# first N_OPTUNA trials of the same 2,000-trial study; its cost per trial only grows
-# with the study's size, so the rate measured this way flatters it.
-N_OPTUNA = int(os.environ.get("N_OPTUNA", 200))
+# Optuna runs the same 2,000 trials (N_OPTUNA to run fewer: its cost per trial grows
+# with the study, so fewer trials flatter it).
+N_OPTUNA = int(os.environ.get("N_OPTUNA", N_DISPATCH))
 
 
 def bench_dispatch(reps):
@@ -475,44 +474,55 @@ def bench_workers(reps):
             except subprocess.TimeoutExpired:
                 p.kill()
         cl.stop()
-    # 1,000 simulated slots
+    # 1,000 simulated slots, `reps` runs: the tail of a latency varies from run to run
+    # on a shared 2-core machine, so the median run is the figure.
     mean = sum(SIM_TRIAL_S) / 2
     n_trials = int(SIM_WORKERS * SIM_SECONDS / mean)
-    cl = Cluster("workers1000", worker=False, http=False)
-    try:
-        spec_path = os.path.join(cl.dir, "sim.yaml")
-        with open(spec_path, "w") as f:
-            f.write(f"name: simulated\ncommand: [{TRUE}, \"${{args}}\"]\nmethod: random\n"
-                    f"run_cap: {n_trials}\nmetric: {{name: loss, goal: minimize}}\n"
-                    f"parameters:\n  x: {{min: 0.0, max: 1.0}}\n")
-        sid = cl.submit(spec_path)
-        out = os.path.join(cl.dir, "sim.json")
-        cpu0 = cpu_seconds(cl.sched.pid)
-        t0 = time.perf_counter()
-        subprocess.run([SIM, "--scheduler", cl.addr, "--workers", str(SIM_WORKERS),
-                        "--channels", "32", "--trial-min", str(SIM_TRIAL_S[0]),
-                        "--trial-max", str(SIM_TRIAL_S[1]), "--report-every", "1",
-                        "--out", out], check=True, stdout=subprocess.DEVNULL)
-        secs = time.perf_counter() - t0
-        cpu = cpu_seconds(cl.sched.pid) - cpu0
-        sim = json.load(open(out))
-        st = trial_states(cl.conn(), sid)
-        c = cl.conn()
-        points = c.execute("SELECT COUNT(*) FROM metrics m JOIN trials t ON t.id=m.trial_id "
-                           "WHERE t.sweep_id=?", (sid,)).fetchone()[0]
-        res["sim"] = sim
-        res["sim_workers"] = SIM_WORKERS
-        res["sim_trials"] = n_trials
-        res["sim_s"] = secs
-        res["sim_sched_cpu"] = cpu / secs
-        res["sim_states"] = st
-        res["sim_points"] = points
+    runs = []
+    for r in range(reps):
+        cl = Cluster("workers1000", worker=False, http=False)
+        try:
+            spec_path = os.path.join(cl.dir, "sim.yaml")
+            with open(spec_path, "w") as f:
+                f.write(f"name: simulated\ncommand: [{TRUE}, \"${{args}}\"]\nmethod: random\n"
+                        f"run_cap: {n_trials}\nmetric: {{name: loss, goal: minimize}}\n"
+                        f"parameters:\n  x: {{min: 0.0, max: 1.0}}\n")
+            sid = cl.submit(spec_path)
+            out = os.path.join(cl.dir, "sim.json")
+            cpu0 = cpu_seconds(cl.sched.pid)
+            t0 = time.perf_counter()
+            subprocess.run([SIM, "--scheduler", cl.addr, "--workers", str(SIM_WORKERS),
+                            "--channels", "32", "--trial-min", str(SIM_TRIAL_S[0]),
+                            "--trial-max", str(SIM_TRIAL_S[1]), "--report-every", "1",
+                            "--seed", str(r + 1), "--out", out],
+                           check=True, stdout=subprocess.DEVNULL)
+            secs = time.perf_counter() - t0
+            cpu = cpu_seconds(cl.sched.pid) - cpu0
+            sim = json.load(open(out))
+            st = trial_states(cl.conn(), sid)
+            points = cl.conn().execute(
+                "SELECT COUNT(*) FROM metrics m JOIN trials t ON t.id=m.trial_id "
+                "WHERE t.sweep_id=?", (sid,)).fetchone()[0]
+        finally:
+            cl.stop()
         lease = sim["calls"].get("lease", {})
-        log(f"workers: {SIM_WORKERS} simulated: {sim['trials']} trials in {secs:.1f} s, "
+        runs.append({"sim": sim, "s": secs, "cpu": cpu / secs, "states": st, "points": points})
+        log(f"workers: {SIM_WORKERS} simulated, run {r}: {sim['trials']} trials in {secs:.1f} s, "
             f"lease p50 {lease.get('p50_ms', 0):.2f} ms p99 {lease.get('p99_ms', 0):.2f} ms, "
             f"scheduler {cpu / secs:.2f} cores, {st}, {points} points")
-    finally:
-        cl.stop()
+    p99 = lambda run: run["sim"]["calls"].get("lease", {}).get("p99_ms", 1e9)
+    runs.sort(key=p99)
+    mid = runs[len(runs) // 2]
+    res["sim"] = mid["sim"]
+    res["sim_workers"] = SIM_WORKERS
+    res["sim_trials"] = n_trials
+    res["sim_s"] = mid["s"]
+    res["sim_sched_cpu"] = mid["cpu"]
+    res["sim_states"] = mid["states"]
+    res["sim_points"] = mid["points"]
+    res["sim_p99s"] = [p99(x) for x in runs]
+    res["sim_cpus"] = [x["cpu"] for x in runs]
+    res["sim_all_completed"] = all(x["states"] == {"completed": n_trials} for x in runs)
     return res
 
 
@@ -598,7 +608,7 @@ def render(results, cond, reps, wall):
                  f"{d['xargs_rate']:.0f} trials/s ({fmt_s(d['xargs_s'])}) | {d['vs_xargs']:.2f}x | "
                  f">= 0.5x | {verdict(d['vs_xargs'] >= 0.5)} |")
         L.append(f"| | | Optuna, SQLite storage, 4 processes: {d['optuna_rate']:.1f} trials/s "
-                 f"({fmt_s(d['optuna_s'])} for the first {d['optuna_trials']} trials) | {d['vs_optuna']:.1f}x | >= 20x | "
+                 f"({fmt_s(d['optuna_s'])} for {d['optuna_trials']} trials) | {d['vs_optuna']:.1f}x | >= 20x | "
                  f"{verdict(d['vs_optuna'] >= 20)} |")
     m = results.get("makespan")
     if m:
@@ -641,14 +651,18 @@ def render(results, cond, reps, wall):
                  f"{verdict(w['daemon_completed'] == w['daemon_trials'])} |")
         sim = w["sim"]
         lease = sim["calls"].get("lease", {})
-        ok = lease.get("p99_ms", 1e9) < 10 and w["sim_sched_cpu"] < 1.0
+        ok = (lease.get("p99_ms", 1e9) < 10 and w["sim_sched_cpu"] < 1.0
+              and w["sim_all_completed"])
         calls = sum(v["n"] for v in sim["calls"].values())
+        p99s, cpus = w["sim_p99s"], w["sim_cpus"]
         L.append(f"| workers: {w['sim_workers']:,} simulated slots, trials of "
-                 f"{SIM_TRIAL_S[0]:g}–{SIM_TRIAL_S[1]:g} s, a metric report a second | "
+                 f"{SIM_TRIAL_S[0]:g}–{SIM_TRIAL_S[1]:g} s, a metric report a second "
+                 f"(median of {len(p99s)} runs by p99) | "
                  f"dispatch latency p50 {lease.get('p50_ms', 0):.2f} ms, p99 "
-                 f"{lease.get('p99_ms', 0):.2f} ms (max {lease.get('max_ms', 0):.0f}); "
+                 f"{lease.get('p99_ms', 0):.2f} ms ({min(p99s):.1f}–{max(p99s):.1f}); "
                  f"{sim['trials']:,} trials, {calls / w['sim_s']:,.0f} calls/s; scheduler CPU "
-                 f"{w['sim_sched_cpu']:.2f} cores | | | p99 < 10 ms, < 1 core | {verdict(ok)} |")
+                 f"{w['sim_sched_cpu']:.2f} cores ({min(cpus):.2f}–{max(cpus):.2f}) | | | "
+                 f"p99 < 10 ms, < 1 core | {verdict(ok)} |")
     L.append("")
     if w:
         sim = w["sim"]

@@ -1,47 +1,42 @@
-// sweep-group-guard PGID PARENT: kills process group PGID when the thread that
-// started it (the worker's, via ChildProcess with SpawnOptions::group_guard) dies.
+// sweep-group-guard: kills the process groups it was told about once the process that
+// started it is gone.
 //
 // A trial's main process dies with its worker (PR_SET_PDEATHSIG), but processes it
 // started itself would live on after a SIGKILLed worker and could run beside the
-// trial's next attempt. This small process stands beside the trial, in a process
-// group of its own, and turns the worker's death into SIGKILL for the trial's whole
-// group. The worker kills it (before reaping the trial) when the trial ends, so the
-// group id it holds is never reused while it lives; it also leaves on its own once
-// the group is empty.
+// trial's next attempt. One guard runs beside each worker process, in a process
+// group of its own, and reads lines from stdin, a pipe whose other end only the
+// worker holds: "+PGID" when a trial's group starts, "-PGID" before the worker reaps
+// the trial (so a group id is never used after it may have been reused). When the
+// pipe reaches end of file (the worker exited or was killed), the guard sends
+// SIGKILL to every group still listed and exits.
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
+#include <set>
+#include <string>
 
-namespace {
-
-pid_t group = 0;
-
-void OnParentDeath(int) {
-  kill(-group, SIGKILL);
-  _exit(0);
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc != 3) return 2;
-  group = static_cast<pid_t>(std::atol(argv[1]));
-  pid_t parent = static_cast<pid_t>(std::atol(argv[2]));
-  if (group <= 1) return 2;
-  // The parent-death signal (SIGUSR1) was set before exec and is blocked until the
-  // handler is in place, so a death during start-up is not missed.
-  struct sigaction sa {};
-  sa.sa_handler = OnParentDeath;
-  sigaction(SIGUSR1, &sa, nullptr);
-  sigset_t usr1;
-  sigemptyset(&usr1);
-  sigaddset(&usr1, SIGUSR1);
-  sigprocmask(SIG_UNBLOCK, &usr1, nullptr);
-  if (getppid() != parent) OnParentDeath(0);  // the whole process died already
+int main() {
+  signal(SIGINT, SIG_IGN);  // a terminal's Ctrl-C is for the worker, not for us
+  signal(SIGTERM, SIG_IGN);
+  std::set<pid_t> groups;
+  std::string line;
+  char buf[4096];
   while (true) {
-    sleep(1);
-    if (kill(-group, 0) != 0 && errno == ESRCH) return 0;  // nothing left to guard
+    ssize_t n = read(0, buf, sizeof(buf));
+    if (n < 0) continue;  // EINTR
+    if (n == 0) break;    // the worker is gone
+    for (ssize_t i = 0; i < n; ++i) {
+      if (buf[i] != '\n') {
+        line.push_back(buf[i]);
+        continue;
+      }
+      pid_t pgid = line.size() > 1 ? static_cast<pid_t>(std::atol(line.c_str() + 1)) : 0;
+      if (pgid > 1 && line[0] == '+') groups.insert(pgid);
+      if (pgid > 1 && line[0] == '-') groups.erase(pgid);
+      line.clear();
+    }
   }
+  for (pid_t pgid : groups) kill(-pgid, SIGKILL);
+  return 0;
 }

@@ -52,13 +52,12 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
   };
   if (o.new_process_group && setpgid(0, 0) != 0) fail(step = 1);
   if (o.die_with_parent) {
-    if (prctl(PR_SET_PDEATHSIG, o.death_signal) != 0) fail(step = 2);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(step = 2);
     if (getppid() != parent) _exit(127);  // the parent died before prctl
   }
   // Undo signal state a daemon may have set up.
   sigset_t all;
   sigemptyset(&all);
-  if (o.die_with_parent && o.death_signal != SIGKILL) sigaddset(&all, o.death_signal);
   sigprocmask(SIG_SETMASK, &all, nullptr);
   signal(SIGPIPE, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
@@ -73,8 +72,9 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
     if (fd < 0 || dup2(fd, 2) < 0) fail(step = 4);
     close(fd);
   }
-  int devnull = open("/dev/null", O_RDONLY);
-  if (devnull >= 0) {
+  if (o.stdin_fd >= 0) {
+    if (dup2(o.stdin_fd, 0) < 0) fail(step = 3);
+  } else if (int devnull = open("/dev/null", O_RDONLY); devnull >= 0) {
     dup2(devnull, 0);
     close(devnull);
   }
@@ -183,31 +183,55 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(const SpawnOptions& o) {
                                             ": ", strerror(payload[0])));
   }
   ChildProcess child(pid, PidfdOpen(pid), o.new_process_group);
-  if (!o.group_guard.empty() && o.new_process_group && o.die_with_parent) {
-    SpawnOptions g;
-    g.argv = {o.group_guard, absl::StrCat(pid), absl::StrCat(parent)};
-    g.env = {"PATH=/usr/bin:/bin"};
-    // Set here, in the child made by this very thread, before the guard execs: its
-    // handler runs once installed (the signal stays blocked until then).
-    g.death_signal = SIGUSR1;
-    absl::StatusOr<ChildProcess> guard = Spawn(g);
-    if (!guard.ok()) return guard.status();  // `child` is stopped on the way out
-    child.guard_pid_ = std::exchange(guard->pid_, -1);
-    if (guard->pidfd_ >= 0) close(std::exchange(guard->pidfd_, -1));
+  if (o.group_guard != nullptr && o.new_process_group) {
+    child.guard_ = o.group_guard;
+    child.guard_->Add(pid);
   }
   return child;
 }
 
-void ChildProcess::StopGuard() {
-  if (guard_pid_ <= 0) return;
-  kill(-guard_pid_, SIGKILL);
-  while (waitpid(guard_pid_, nullptr, 0) < 0 && errno == EINTR) {
+absl::StatusOr<std::unique_ptr<GroupGuard>> GroupGuard::Start(const std::string& path) {
+  // Should the guard die first, a write to its pipe must fail, not kill this process.
+  signal(SIGPIPE, SIG_IGN);
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   }
-  guard_pid_ = -1;
+  SpawnOptions o;
+  o.argv = {path};
+  o.env = {"PATH=/usr/bin:/bin"};
+  o.stdin_fd = fds[0];
+  // It must outlive us to do its work: no parent-death signal. It leaves when the
+  // pipe's write end, which only this process holds, closes.
+  o.die_with_parent = false;
+  absl::StatusOr<ChildProcess> guard = ChildProcess::Spawn(o);
+  close(fds[0]);
+  if (!guard.ok()) {
+    close(fds[1]);
+    return guard.status();
+  }
+  pid_t pid = std::exchange(guard->pid_, -1);  // not stopped when `guard` goes
+  if (guard->pidfd_ >= 0) close(std::exchange(guard->pidfd_, -1));
+  return std::unique_ptr<GroupGuard>(new GroupGuard(pid, fds[1]));
+}
+
+GroupGuard::~GroupGuard() {
+  close(fd_);
+  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+void GroupGuard::Add(pid_t pgid) { Send('+', pgid); }
+void GroupGuard::Remove(pid_t pgid) { Send('-', pgid); }
+
+void GroupGuard::Send(char op, pid_t pgid) {
+  // One write of a short line: atomic on a pipe, so slots may call this at once.
+  std::string line = absl::StrCat(std::string(1, op), pgid, "\n");
+  (void)!write(fd_, line.data(), line.size());
 }
 
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept
-    : guard_pid_(std::exchange(other.guard_pid_, -1)),
+    : guard_(std::exchange(other.guard_, nullptr)),
       pid_(std::exchange(other.pid_, -1)),
       pidfd_(std::exchange(other.pidfd_, -1)),
       own_group_(other.own_group_),
@@ -216,7 +240,7 @@ ChildProcess::ChildProcess(ChildProcess&& other) noexcept
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
     Release();
-    guard_pid_ = std::exchange(other.guard_pid_, -1);
+    guard_ = std::exchange(other.guard_, nullptr);
     pid_ = std::exchange(other.pid_, -1);
     pidfd_ = std::exchange(other.pidfd_, -1);
     own_group_ = other.own_group_;
@@ -229,7 +253,6 @@ ChildProcess::~ChildProcess() { Release(); }
 
 void ChildProcess::Release() {
   if (pid_ > 0 && !status_) Stop(absl::ZeroDuration());
-  StopGuard();
   if (pidfd_ >= 0) close(pidfd_);
   pidfd_ = -1;
   pid_ = -1;
@@ -244,8 +267,9 @@ std::optional<ExitStatus> ChildProcess::Wait(absl::Duration timeout) {
     // what is left of the group.
     int rc = waitid(P_PID, pid_, &info, WEXITED | WNOHANG | WNOWAIT);
     if (rc == 0 && info.si_pid == pid_) {
-      StopGuard();  // while the zombie still holds the group id the guard names
       if (own_group_) kill(-pid_, SIGKILL);
+      // Before the reap, while the zombie still holds the group id.
+      if (guard_ != nullptr) guard_->Remove(pid_);
       int status = 0;
       while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
       }

@@ -11,9 +11,9 @@
 #ifndef SWEEP_COMMON_PROCESS_H_
 #define SWEEP_COMMON_PROCESS_H_
 
-#include <signal.h>
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +22,8 @@
 #include "absl/time/time.h"
 
 namespace sweep {
+
+class GroupGuard;
 
 struct SpawnOptions {
   std::vector<std::string> argv;  // argv[0] is looked up in PATH if it has no '/'
@@ -32,14 +34,10 @@ struct SpawnOptions {
   std::string stderr_path;  // file to append stderr to; empty: inherit
   bool new_process_group = true;
   bool die_with_parent = true;
-  // With die_with_parent and a group of its own: the path of sweep-group-guard
-  // (GroupGuardPath()). A guard process is started beside the child and kills the
-  // child's whole group, grandchildren included, when the starting thread dies;
-  // die_with_parent alone kills only the child itself. Empty: no guard.
-  std::string group_guard;
-  // The signal die_with_parent sends. Any but SIGKILL stays blocked across exec (the
-  // program unblocks it once it has a handler), so it cannot be lost before then.
-  int death_signal = SIGKILL;
+  // With a group of its own: the guard that kills the group if this process dies
+  // (die_with_parent kills only the child itself, not what it started). Not owned.
+  GroupGuard* group_guard = nullptr;
+  int stdin_fd = -1;  // the child's stdin; -1: /dev/null
 };
 
 struct ExitStatus {
@@ -47,6 +45,24 @@ struct ExitStatus {
   int signal = 0;     // the signal that ended the process, or 0
   bool ok() const { return signal == 0 && exit_code == 0; }
   std::string ToString() const;  // "exit code 3", "killed by SIGKILL"
+};
+
+// One sweep-group-guard process (common/group_guard.cc) for this process: it kills
+// the process groups registered with it when this process ends, however it ends
+// (SIGKILL included), so that nothing a trial started outlives its worker.
+class GroupGuard {
+ public:
+  // Starts the guard at `path` (GroupGuardPath()). Errors as ChildProcess::Spawn.
+  static absl::StatusOr<std::unique_ptr<GroupGuard>> Start(const std::string& path);
+  ~GroupGuard();  // closes the pipe: the guard kills what is still registered, exits
+  void Add(pid_t pgid);
+  void Remove(pid_t pgid);
+
+ private:
+  GroupGuard(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
+  void Send(char op, pid_t pgid);
+  pid_t pid_;
+  int fd_;
 };
 
 class ChildProcess {
@@ -80,12 +96,12 @@ class ChildProcess {
   ExitStatus Stop(absl::Duration grace);
 
  private:
+  friend class GroupGuard;  // starts its guard process as a ChildProcess
   ChildProcess(pid_t pid, int pidfd, bool own_group)
       : pid_(pid), pidfd_(pidfd), own_group_(own_group) {}
   void Release();
-  void StopGuard();  // kills and reaps the group guard, if any
 
-  pid_t guard_pid_ = -1;
+  GroupGuard* guard_ = nullptr;  // told before the child is reaped
   pid_t pid_ = -1;
   int pidfd_ = -1;
   bool own_group_ = true;

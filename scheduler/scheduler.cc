@@ -160,6 +160,7 @@ void Scheduler::Recover(const absl::Status& why) {
   sweeps_.clear();
   sweep_order_.clear();
   active_.clear();
+  for (auto& [id, w] : workers_) w.stored_state.clear();  // rolled back: write again
   absl::Status st = Rebuild(/*load_workers=*/false);
   needs_rebuild_ = !st.ok();
   if (needs_rebuild_) {
@@ -292,11 +293,21 @@ void Scheduler::SetWorkerState(WorkerState& w, const std::string& state,
   w.row.state = state;
   w.row.trial_id = trial;
   w.row.last_heartbeat = ToUnixSecondsDouble(w.last_seen);
+  // Most heartbeats change nothing but the time: one write per slot every few
+  // seconds was most of the database's writes with many workers.
+  if (state == w.stored_state && trial == w.stored_trial &&
+      w.row.last_heartbeat - w.stored_heartbeat < kHeartbeatWriteEvery) {
+    return;
+  }
   absl::Status st = store_->UpsertWorker(w.row);
   if (!st.ok()) {
     spdlog::warn("could not save worker {}: {}", w.row.id, std::string(st.message()));
     write_error_.Update(st);
+    return;
   }
+  w.stored_state = state;
+  w.stored_trial = trial;
+  w.stored_heartbeat = w.row.last_heartbeat;
 }
 
 // ---------------------------------------------------------------- worker side

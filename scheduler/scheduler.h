@@ -124,7 +124,12 @@ class Scheduler {
     WorkerRow row;
     absl::Time last_seen;
     std::string message;  // what the worker last said about its GPU (heartbeat)
+    // What the database holds of the row (state, trial, heartbeat): a heartbeat that
+    // changes only the time is written at most every kHeartbeatWriteEvery.
+    std::string stored_state, stored_trial;
+    double stored_heartbeat = 0;
   };
+  static constexpr double kHeartbeatWriteEvery = 10;  // seconds
 
   Scheduler(Store* store, Clock* clock, SchedulerOptions options)
       : store_(store), clock_(clock), options_(options) {}

@@ -394,7 +394,6 @@ absl::Status Store::CheckpointInBackground(absl::Duration every) {
     sqlite3_close(db);
     return st;
   }
-  SWEEP_RETURN_IF_ERROR(Exec("PRAGMA wal_autocheckpoint=0"));
   checkpointer_ = std::make_unique<Checkpointer>(db, every);
   return absl::OkStatus();
 }

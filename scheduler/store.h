@@ -134,11 +134,13 @@ class Store {
   // Prepared statements kept for the life of the connection (opaque outside store.cc).
   struct StmtCache;
 
-  // Takes WAL checkpoints off the writing thread: from now on a background thread,
-  // on a connection of its own, checkpoints every `every` (PASSIVE: it never blocks a
-  // writer), and commits no longer checkpoint themselves. Without it, the commit
-  // that crosses 1,000 WAL pages copies them into the database and syncs it, and
-  // every request queued behind the scheduler's lock waits for that.
+  // Copies WAL pages into the database from a background thread, on a connection of
+  // its own, every `every` (PASSIVE: it never blocks a writer), so that the
+  // checkpoint a commit runs when the WAL passes 1,000 pages (with every request
+  // queued behind the scheduler's lock waiting) finds little left to copy. Commits
+  // keep checkpointing: a checkpoint that runs beside a steady stream of writes
+  // never catches up with them, so the WAL could never start over and would grow
+  // without bound (BackgroundCheckpointsKeepTheWalBounded).
   absl::Status CheckpointInBackground(absl::Duration every);
 
   // Writes. Each returns Internal (with SQLite's message) on failure.

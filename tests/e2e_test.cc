@@ -1,6 +1,7 @@
 // End to end, with real processes on loopback: a scheduler, workers, command trials.
 #include <signal.h>
 
+#include <filesystem>
 #include <set>
 
 #include "gmock/gmock.h"
@@ -252,6 +253,42 @@ parameters:
   }
   EXPECT_EQ(db.Value("SELECT COUNT(*) FROM metrics WHERE trial_id='" + trials[0][4] + "'"),
             "8");
+}
+
+TEST(EndToEndTest, AKilledWorkerTakesEveryProcessOfItsTrialWithIt) {
+  Cluster c;
+  c.StartScheduler(/*lease_timeout=*/30);
+  size_t w = c.StartWorker(1);
+  std::string sweep = c.Submit(absl::StrCat(R"(
+name: spawner
+program: )", SourceDir(), R"(/tests/data/spawner.sh
+command: ["/bin/sh", "${program}"]
+method: grid
+parameters:
+  n: {value: 1}
+)"));
+  Db db(c.db());
+  std::string dir;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        dir = db.Value("SELECT trial_dir FROM trials WHERE sweep_id='" + sweep + "'");
+        if (dir.empty() || dir == "NULL") {
+          // The directory is stored with the outcome; find it on disk meanwhile.
+          for (const auto& e : std::filesystem::recursive_directory_iterator(c.dir() / "runs")) {
+            if (e.path().filename() == "child.pid") dir = e.path().parent_path();
+          }
+        }
+        return !dir.empty() && dir != "NULL" && !ReadFile(dir + "/child.pid").empty();
+      },
+      absl::Seconds(30)))
+      << c.Logs();
+  pid_t child = static_cast<pid_t>(std::atol(ReadFile(dir + "/child.pid").c_str()));
+  ASSERT_GT(child, 1);
+  ASSERT_TRUE(Alive(child));
+  c.worker(w).Signal(SIGKILL);
+  EXPECT_TRUE(WaitFor([&] { return !Alive(child); }, absl::Seconds(10)))
+      << "a process the trial started outlived its SIGKILLed worker";
+  c.Sweep({"cancel", sweep});
 }
 
 }  // namespace

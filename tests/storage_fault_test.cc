@@ -73,5 +73,42 @@ TEST(StorageFaultTest, AFullDiskMidSweepLosesNothingAndReadsGoOn) {
       << "writes failed and then worked again";
 }
 
+TEST(StorageFaultTest, ADatabaseLockedByAnotherProcessDelaysWritesAndLosesNothing) {
+  Cluster c;
+  c.StartScheduler(/*lease_timeout=*/10, /*heartbeat=*/0.2);
+  c.StartWorker(2);
+  std::string sweep = c.Submit(TickerSpec());
+  Db db(c.db());
+  std::string count_sql = "SELECT COUNT(*) FROM metrics m JOIN trials t ON t.id = m.trial_id "
+                          "WHERE t.sweep_id='" + sweep + "'";
+  ASSERT_TRUE(WaitFor([&] { return std::stoi(db.Value(count_sql)) >= 5; }, absl::Seconds(30)))
+      << c.Logs();
+  // Another process takes the write lock and keeps it for longer than the
+  // scheduler's busy timeout (5 s).
+  std::string script = c.dir() / "lock.sql";
+  std::string held = c.dir() / "lock-held";
+  WriteFile(script, "BEGIN IMMEDIATE;\n.shell touch '" + held + "'\n.shell sleep 7\nCOMMIT;\n");
+  SpawnOptions o;
+  o.argv = {"/bin/sh", "-c", "sqlite3 '" + c.db() + "' < '" + script + "'"};
+  auto locker = ChildProcess::Spawn(o);
+  ASSERT_TRUE(locker.ok()) << locker.status();
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(held); }, absl::Seconds(10)));
+  std::string before = db.Value(count_sql);
+  absl::SleepFor(absl::Seconds(2));
+  EXPECT_EQ(db.Value(count_sql), before) << "nobody writes while the lock is held";
+  CommandResult status = c.Sweep({"status", sweep});
+  EXPECT_EQ(status.exit_code, 0) << status.err;  // reads are served meanwhile
+  ASSERT_TRUE(locker->Wait(absl::Seconds(20)));
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(90))) << c.Logs();
+  EXPECT_EQ(db.Value("SELECT group_concat(state) FROM trials WHERE sweep_id='" + sweep + "'"),
+            "completed,completed,completed,completed")
+      << c.Logs();
+  EXPECT_EQ(db.Value(count_sql), absl::StrCat(4 * kLines));
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM (SELECT DISTINCT m.trial_id, m.step FROM metrics m "
+                     "JOIN trials t ON t.id = m.trial_id WHERE t.sweep_id='" + sweep + "')"),
+            absl::StrCat(4 * kLines));
+  EXPECT_THAT(ReadFile(c.dir() / "scheduler.log"), ::testing::HasSubstr("database is locked"));
+}
+
 }  // namespace
 }  // namespace sweep::testing

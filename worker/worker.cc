@@ -62,6 +62,25 @@ class Lifecycle {
   absl::CondVar cv_;
 };
 
+// This process's one sweep-group-guard (common/process.h), started on first use; it
+// lives as long as the process. Null, with a warning, when it cannot be started:
+// trials then still die with the worker, but what they started may not.
+GroupGuard* TrialGroupGuard() {
+  static GroupGuard* const guard = []() -> GroupGuard* {
+    std::string path = GroupGuardPath();
+    absl::StatusOr<std::unique_ptr<GroupGuard>> g =
+        path.empty() ? absl::NotFoundError("sweep-group-guard is not next to sweep")
+                     : GroupGuard::Start(path);
+    if (!g.ok()) {
+      spdlog::warn("no group guard ({}): if this worker is killed, processes its trials "
+                   "started may live on", std::string(g.status().message()));
+      return nullptr;
+    }
+    return g->release();
+  }();
+  return guard;
+}
+
 std::string Hostname() {
   char buf[256] = {0};
   gethostname(buf, sizeof(buf) - 1);
@@ -320,7 +339,7 @@ class Slot {
     so.stderr_path = (trial_dir / "stderr.log").string();
     // If this worker is SIGKILLed, the guard kills the trial's whole process group,
     // so nothing of this attempt runs beside the next one.
-    so.group_guard = GroupGuardPath();
+    so.group_guard = TrialGroupGuard();
 
     v1::FinishTrialRequest fin;
     fin.set_worker_id(worker_id_);
