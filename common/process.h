@@ -4,10 +4,11 @@
 // Used by the worker for trial processes and by `sweep run` / `sweep worker --gpus`
 // for daemon processes. A child started with `die_with_parent` gets SIGKILL when the
 // thread that started it dies (PR_SET_PDEATHSIG), so a SIGKILLed worker takes its
-// trials with it.
+// trials with it; a GroupGuard (one sweep-group-guard process) also kills the
+// processes those trials started.
 //
 // Thread safety: a ChildProcess is used by one thread at a time; Signal() may be
-// called from any thread while another waits.
+// called from any thread while another waits. GroupGuard is thread-safe.
 #ifndef SWEEP_COMMON_PROCESS_H_
 #define SWEEP_COMMON_PROCESS_H_
 
