@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <set>
 #include <string>
@@ -24,8 +25,8 @@ int main() {
   char buf[4096];
   while (true) {
     ssize_t n = read(0, buf, sizeof(buf));
-    if (n < 0) continue;  // EINTR
-    if (n == 0) break;    // the worker is gone
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // the worker is gone (or stdin is unusable: act as if it were)
     for (ssize_t i = 0; i < n; ++i) {
       if (buf[i] != '\n') {
         line.push_back(buf[i]);

@@ -72,7 +72,9 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
     if (fd < 0 || dup2(fd, 2) < 0) fail(step = 4);
     close(fd);
   }
-  if (o.stdin_fd >= 0) {
+  if (o.stdin_fd == 0) {
+    if (fcntl(0, F_SETFD, 0) != 0) fail(step = 3);  // dup2(0, 0) would keep CLOEXEC
+  } else if (o.stdin_fd > 0) {
     if (dup2(o.stdin_fd, 0) < 0) fail(step = 3);
   } else if (int devnull = open("/dev/null", O_RDONLY); devnull >= 0) {
     dup2(devnull, 0);

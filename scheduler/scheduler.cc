@@ -127,7 +127,14 @@ auto Scheduler::Atomically(Fn body) -> decltype(body()) {
         "the scheduler cannot write its database (", write_failure_,
         "); nothing was recorded: retry in a moment"));
   }
-  if (needs_rebuild_) Recover(absl::UnavailableError("the last rebuild failed"));
+  if (needs_rebuild_) {
+    Recover(absl::UnavailableError("the last rebuild failed"));
+    if (needs_rebuild_) {
+      // The state in memory may be partial: acting on it could stop healthy trials.
+      return absl::UnavailableError(
+          "the scheduler cannot read its database; nothing was recorded: retry");
+    }
+  }
   std::optional<decltype(body())> out;
   write_error_ = absl::OkStatus();
   int64_t changes = store_->TotalChanges();
@@ -600,6 +607,7 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::HeartbeatLocked(const v1::Heart
     w.message = req.message();
     if (absl::Status st = store_->UpdateWorkerMessage(w.row.id, w.message); !st.ok()) {
       spdlog::warn("could not save worker {}: {}", w.row.id, std::string(st.message()));
+      write_error_.Update(st);
     }
   }
   std::string state = req.draining() ? "draining" : (trial.empty() ? "idle" : "busy");
@@ -695,7 +703,21 @@ absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrialLocked(const v1::F
     absl::StatusOr<TrialRow> row = store_->LoadTrial(req.trial_id());
     if (row.ok() && row->epoch == req.epoch() && row->worker_id == req.worker_id() &&
         row->state != "running" && row->state != "queued") {
-      return v1::FinishTrialResponse();
+      v1::FinishTrialResponse resp;
+      // The first reply may have carried the slot's next trial and been lost: hand
+      // that trial out again, or it would wait for its lease to expire.
+      auto given = given_next_.find(req.worker_id());
+      if (req.lease_next() && given != given_next_.end() &&
+          given->second.after_trial == req.trial_id() &&
+          given->second.after_epoch == req.epoch()) {
+        auto next = active_.find(given->second.next.trial_id());
+        if (next != active_.end() && next->second.row.state == "running" &&
+            next->second.row.worker_id == req.worker_id() &&
+            next->second.row.epoch == given->second.next.epoch()) {
+          *resp.mutable_next() = given->second.next;
+        }
+      }
+      return resp;
     }
     return found.status();
   }
@@ -742,7 +764,10 @@ absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrialLocked(const v1::F
   if (auto w = workers_.find(worker_id);
       req.lease_next() && !shutdown_ && w != workers_.end() && w->second.row.state != "draining") {
     SWEEP_ASSIGN_OR_RETURN(std::optional<v1::TrialAssignment> next, TryLease(w->second));
-    if (next) *resp.mutable_next() = std::move(*next);
+    if (next) {
+      given_next_[worker_id] = GivenNext{req.trial_id(), req.epoch(), *next};
+      *resp.mutable_next() = std::move(*next);
+    }
   }
   work_available_.SignalAll();  // a max_concurrent slot may have opened
   return resp;
@@ -1135,6 +1160,7 @@ absl::Status Scheduler::TickLocked() {
                                    absl::FormatDuration(options_.lease_timeout));
     if (absl::Status st = LoseLease(t, why, /*counts_as_attempt=*/true); !st.ok()) {
       spdlog::error("trial {}: could not expire its lease: {}", id, std::string(st.message()));
+      return st;  // all of this tick is rolled back and tried again at the next
     }
   }
   for (auto& [id, w] : workers_) {

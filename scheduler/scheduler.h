@@ -252,6 +252,14 @@ class Scheduler {
   // (events, worker rows): it still fails the transaction.
   absl::Status write_error_ ABSL_GUARDED_BY(mu_);
   bool needs_rebuild_ ABSL_GUARDED_BY(mu_) = false;  // the last Recover() failed
+  // The last trial each worker slot was given in a FinishTrial reply, so that a
+  // retried FinishTrial (the reply was lost) gets the same trial again.
+  struct GivenNext {
+    std::string after_trial;
+    int64_t after_epoch = 0;
+    v1::TrialAssignment next;
+  };
+  std::map<std::string, GivenNext> given_next_ ABSL_GUARDED_BY(mu_);
   // After a failed write, writes are refused until write_retry_at_ (reads go on).
   static constexpr absl::Duration kWriteRetryDelay = absl::Seconds(1);
   absl::Time write_retry_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

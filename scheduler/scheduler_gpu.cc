@@ -98,11 +98,15 @@ void Scheduler::AddGpuAssignment(const SweepState& s, const WorkerState& w,
     held.indexes.push_back(g.index);
   }
   absl::StatusOr<TrialGpuRow> row = store_->LoadOneTrialGpu(out.trial_id());
-  if (!row.ok()) return;
+  if (!row.ok()) {
+    if (!absl::IsNotFound(row.status())) write_error_.Update(row.status());
+    return;
+  }
   row->gpus = absl::StrJoin(out.gpus(), ",");
   if (absl::Status st = store_->UpdateTrialGpu(*row); !st.ok()) {
     spdlog::warn("trial {}: could not store its GPUs: {}", out.trial_id(),
                  std::string(st.message()));
+    write_error_.Update(st);  // the lease must not commit without its GPUs
   }
 }
 
@@ -120,7 +124,10 @@ void Scheduler::RecordGpuUsage(const ActiveTrial& t, const v1::TrialGpuUsage& us
     live_usage_.erase(t.row.id);
   }
   absl::StatusOr<TrialGpuRow> row = store_->LoadOneTrialGpu(t.row.id);
-  if (!row.ok()) return;
+  if (!row.ok()) {
+    if (!absl::IsNotFound(row.status())) write_error_.Update(row.status());
+    return;
+  }
   row->gpu_flag = usage.no_gpu_activity() ? "no_gpu_activity" : "";
   row->failure_kind = failure_kind;
   if (usage.samples() > 0) {
@@ -136,6 +143,7 @@ void Scheduler::RecordGpuUsage(const ActiveTrial& t, const v1::TrialGpuUsage& us
   if (absl::Status st = store_->UpdateTrialGpu(*row); !st.ok()) {
     spdlog::warn("trial {}: could not store its GPU usage: {}", t.row.id,
                  std::string(st.message()));
+    write_error_.Update(st);
   }
 }
 

@@ -693,5 +693,27 @@ TEST_F(SchedulerTest, ALeaseWhoseWriteFailsIsNotHandedOut) {
   ASSERT_TRUE(Finish(w, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
 }
 
+TEST_F(SchedulerTest, ARetriedFinishGetsTheSameNextTrialAgain) {
+  std::string sweep = Submit(kGrid);
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  ASSERT_TRUE(a);
+  v1::FinishTrialRequest req;
+  req.set_worker_id(w);
+  req.set_trial_id(a->trial_id());
+  req.set_epoch(a->epoch());
+  req.set_outcome(v1::TRIAL_OUTCOME_COMPLETED);
+  req.set_lease_next(true);
+  auto first = core_->FinishTrial(req);
+  ASSERT_TRUE(first.ok() && first->has_next());
+  // The reply was lost; the worker sends the same request again.
+  auto again = core_->FinishTrial(req);
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(again->has_next()) << "the trial leased in the lost reply is handed out again";
+  EXPECT_EQ(again->next().trial_id(), first->next().trial_id());
+  EXPECT_EQ(again->next().epoch(), first->next().epoch());
+  EXPECT_EQ(again->next().trial_id(), TrialId(sweep, 1));
+}
+
 }  // namespace
 }  // namespace sweep

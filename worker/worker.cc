@@ -138,7 +138,8 @@ std::optional<int64_t> EstimateMemoryBytes(const SpawnOptions& trial, const fs::
     spdlog::warn("{}: memory estimate failed: {}", name, std::string(child.status().message()));
     return std::nullopt;
   }
-  std::optional<ExitStatus> st = child->Wait(absl::Seconds(30));
+  // Well inside the lease (no heartbeat is sent meanwhile): the estimate loads no data.
+  std::optional<ExitStatus> st = child->Wait(absl::Seconds(10));
   if (!st) st = child->Stop(absl::Seconds(1));
   if (!st->ok()) {
     spdlog::warn("{}: sweep-train --estimate-memory ended with {}; starting the trial anyway",
@@ -259,9 +260,15 @@ class Slot {
     std::vector<std::string> env;
     for (char** e = environ; *e != nullptr; ++e) {
       std::string_view kv(*e);
-      if (kv.starts_with("SWEEP_") || kv.starts_with("CUDA_VISIBLE_DEVICES=")) continue;
+      if (kv.starts_with("SWEEP_") || kv.starts_with("CUDA_VISIBLE_DEVICES=") ||
+          kv.starts_with("CUDA_DEVICE_ORDER=")) {
+        continue;
+      }
       env.emplace_back(kv);
     }
+    // nvidia-smi numbers GPUs in PCI bus order, CUDA by default fastest first: make
+    // CUDA use nvidia-smi's order, or index 1 could be another card on a mixed node.
+    env.push_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");
     env.push_back(absl::StrCat("CUDA_VISIBLE_DEVICES=", absl::StrJoin(TrialGpus(a), ",")));
     env.push_back(absl::StrCat("SWEEP_TRIAL_ID=", a.trial_id()));
     env.push_back(absl::StrCat("SWEEP_SWEEP_ID=", a.sweep_id()));
@@ -450,7 +457,9 @@ class Slot {
     // signalled with it (Slurm's scancel, systemd's stop, a terminal's Ctrl-C reach
     // the whole job): give it back instead of failing it. The worker's own signal
     // may land a moment after the trial's.
-    if (!stop && !released && exit->signal != 0 &&
+    bool stop_signal = exit->signal == SIGTERM || exit->signal == SIGINT ||
+                       exit->signal == SIGHUP || exit->signal == SIGKILL;
+    if (!stop && !released && !gpu_stopped && stop_signal &&
         (life_->phase() != kRunning || life_->Sleep(absl::Seconds(1)) != kRunning)) {
       released = true;
     }
