@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -331,21 +333,30 @@ int SlurmWorkersCommand(SlurmWorkersOptions o, bool dry_run) {
     return kExitOk;
   }
 
-  // sbatch copies the script at submission, so a private temporary file will do.
-  std::string tmpl = (fs::temp_directory_path() / "sweep-sbatch-XXXXXX").string();
-  int fd = mkstemp(tmpl.data());
-  if (fd < 0) {
-    std::cerr << "error: cannot create a temporary file in "
-              << fs::temp_directory_path().string() << "\n";
+  // sbatch copies the script at submission, so private temporary files will do: in a
+  // directory of our own (mkdtemp, mode 0700), where no one else can plant a file.
+  std::string dir = (fs::temp_directory_path() / "sweep-sbatch-XXXXXX").string();
+  if (mkdtemp(dir.data()) == nullptr) {
+    std::cerr << "error: cannot create a temporary directory in "
+              << fs::temp_directory_path().string() << ": " << strerror(errno) << "\n";
     return kExitFailure;
   }
-  close(fd);
-  std::string script_path = tmpl, out_path = tmpl + ".out", err_path = tmpl + ".err";
-  std::ofstream(script_path, std::ios::binary) << *script;
+  std::string script_path = dir + "/workers.sbatch", out_path = dir + "/sbatch.out",
+              err_path = dir + "/sbatch.err";
   auto cleanup = [&] {
     std::error_code ec;
-    for (const std::string& p : {script_path, out_path, err_path}) fs::remove(p, ec);
+    fs::remove_all(dir, ec);
   };
+  {
+    std::ofstream f(script_path, std::ios::binary);
+    f << *script;
+    f.close();
+    if (!f) {
+      cleanup();
+      std::cerr << "error: cannot write the job script to " << script_path << "\n";
+      return kExitFailure;
+    }
+  }
   SpawnOptions so;
   so.argv = {"sbatch", "--parsable", script_path};
   so.stdout_path = out_path;
