@@ -115,7 +115,9 @@ TEST(EndToEndTest, TrialOfAWorkerKilledMidTrialIsRequeuedAndCompletesOnAnother) 
   std::string seen_path;
   ASSERT_TRUE(WaitFor(
       [&] {
-        for (const auto& e : std::filesystem::recursive_directory_iterator(c.dir() / "runs")) {
+        std::error_code ec;  // runs/ appears only once the worker starts the trial
+        for (const auto& e :
+             std::filesystem::recursive_directory_iterator(c.dir() / "runs", ec)) {
           if (e.path().filename() == "seen.txt") seen_path = e.path().string();
         }
         return !seen_path.empty() && !ReadSeen(seen_path)["CWD"].empty();
@@ -274,7 +276,9 @@ parameters:
         dir = db.Value("SELECT trial_dir FROM trials WHERE sweep_id='" + sweep + "'");
         if (dir.empty() || dir == "NULL") {
           // The directory is stored with the outcome; find it on disk meanwhile.
-          for (const auto& e : std::filesystem::recursive_directory_iterator(c.dir() / "runs")) {
+          std::error_code ec;  // runs/ appears only once the worker starts the trial
+          for (const auto& e :
+               std::filesystem::recursive_directory_iterator(c.dir() / "runs", ec)) {
             if (e.path().filename() == "child.pid") dir = e.path().parent_path();
           }
         }
