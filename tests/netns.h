@@ -33,31 +33,6 @@
 
 namespace sweep::testing {
 
-// Runs `argv` to completion (30 s at most) with its output captured under `dir`.
-// exit_code is -1 when the program could not be started (err says why).
-inline CommandResult RunCommand(const std::vector<std::string>& argv, const TempDir& dir,
-                                const std::vector<std::string>& extra_env = {}) {
-  static std::atomic<int> n{0};
-  int k = ++n;
-  SpawnOptions o;
-  o.argv = argv;
-  o.stdout_path = dir / absl::StrCat("run", k, ".out");
-  o.stderr_path = dir / absl::StrCat("run", k, ".err");
-  o.cwd = dir.path().string();
-  if (!extra_env.empty()) o.env = EnvWith(extra_env);
-  CommandResult r;
-  auto child = ChildProcess::Spawn(o);
-  if (!child.ok()) {
-    r.err = std::string(child.status().message());
-    return r;
-  }
-  std::optional<ExitStatus> st = child->Wait(absl::Seconds(30));
-  if (!st) st = child->Stop(absl::Seconds(1));
-  r.exit_code = st->signal ? 128 + st->signal : st->exit_code;
-  r.out = ReadFile(o.stdout_path);
-  r.err = ReadFile(o.stderr_path);
-  return r;
-}
 
 // Whether `pid` runs (a zombie waiting to be reaped does not).
 inline bool Running(pid_t pid) {

@@ -65,7 +65,7 @@ std::vector<std::string> WorkerArgv(const std::string& script, const TempDir& di
   EXPECT_NE(end, std::string::npos);
   std::string code = script.substr(begin, end + 3 - begin) +
                      "printf '%s\\0' \"$sweep_bin\" \"${worker_args[@]}\"\n";
-  CommandResult r = RunTool({"bash", "-c", code}, dir);
+  CommandResult r = RunCommand({"bash", "-c", code}, dir);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   std::vector<std::string> argv = absl::StrSplit(r.out, '\0');
   if (!argv.empty() && argv.back().empty()) argv.pop_back();
@@ -88,7 +88,7 @@ TEST(SlurmScriptTest, CpuNodesAskForTheirCpusAndRunThatManyCpuSlots) {
                           "/shared/sweep.token", "--work-dir", "/shared/runs",
                           "--drain-timeout", "60", "--kill-grace", "10", "--cpus", "8"));
   EXPECT_THAT(script, HasSubstr("\"$sweep_bin\" worker \"${worker_args[@]}\""));
-  CommandResult syntax = RunTool({"bash", "-n", "-c", script}, dir);
+  CommandResult syntax = RunCommand({"bash", "-n", "-c", script}, dir);
   EXPECT_EQ(syntax.exit_code, 0) << syntax.err;
 }
 

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -35,54 +36,61 @@ void SetFileSizeLimit(pid_t pid, rlim_t bytes) {
   ASSERT_EQ(prlimit(pid, RLIMIT_FSIZE, &r, nullptr), 0) << strerror(errno);
 }
 
-TEST(StorageFaultTest, AFullDiskMidSweepLosesNothingAndReadsGoOn) {
+// A sweep of 4 ticker trials on a worker with 2 slots, a few metric lines stored.
+class StorageFaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    c.StartScheduler(/*lease_timeout=*/10, /*heartbeat=*/0.2);
+    c.StartWorker(2);
+    sweep = c.Submit(TickerSpec());
+    db.emplace(c.db());
+    count_sql = "SELECT COUNT(*) FROM metrics m JOIN trials t ON t.id = m.trial_id "
+                "WHERE t.sweep_id='" + sweep + "'";
+    ASSERT_TRUE(WaitFor([&] { return std::stoi(db->Value(count_sql)) >= 5; },
+                        absl::Seconds(30)))
+        << c.Logs();
+  }
+
+  // The sweep ends with every trial completed and every line of every trial stored
+  // once: 4 x kLines rows, no (trial, step) twice.
+  void ExpectEveryLineStoredOnce() {
+    ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(90))) << c.Logs();
+    EXPECT_EQ(db->Value("SELECT group_concat(state) FROM trials WHERE sweep_id='" + sweep + "'"),
+              "completed,completed,completed,completed")
+        << c.Logs();
+    EXPECT_EQ(db->Value(count_sql), absl::StrCat(4 * kLines));
+    EXPECT_EQ(db->Value("SELECT COUNT(*) FROM (SELECT DISTINCT m.trial_id, m.step FROM metrics m "
+                       "JOIN trials t ON t.id = m.trial_id WHERE t.sweep_id='" + sweep + "')"),
+              absl::StrCat(4 * kLines));
+  }
+
   Cluster c;
-  c.StartScheduler(/*lease_timeout=*/10, /*heartbeat=*/0.2);
-  c.StartWorker(2);
-  std::string sweep = c.Submit(TickerSpec());
-  Db db(c.db());
-  std::string count_sql = "SELECT COUNT(*) FROM metrics m JOIN trials t ON t.id = m.trial_id "
-                          "WHERE t.sweep_id='" + sweep + "'";
-  ASSERT_TRUE(WaitFor([&] { return std::stoi(db.Value(count_sql)) >= 5; }, absl::Seconds(30)))
-      << c.Logs();
+  std::optional<Db> db;  // opened once the scheduler made the file
+  std::string sweep, count_sql;
+};
+
+TEST_F(StorageFaultTest, AFullDiskMidSweepLosesNothingAndReadsGoOn) {
 
   // No file of the scheduler may take a byte from here on (the WAL is reused from
   // its start after a checkpoint, so "no growth" would not be enough; its log file
   // cannot be written either, until the end).
   SetFileSizeLimit(c.scheduler_pid(), 1);
   absl::SleepFor(absl::Milliseconds(300));  // let a write under way commit or fail
-  std::string before = db.Value(count_sql);
+  std::string before = db->Value(count_sql);
   absl::SleepFor(absl::Seconds(3));  // the trials go on writing lines meanwhile
   CommandResult status = c.Sweep({"status", sweep});
   EXPECT_EQ(status.exit_code, 0) << status.err;  // reads are served
   EXPECT_THAT(status.out, ::testing::HasSubstr(sweep));
-  EXPECT_EQ(db.Value(count_sql), before) << "nothing is written while the disk is full";
+  EXPECT_EQ(db->Value(count_sql), before) << "nothing is written while the disk is full";
 
   SetFileSizeLimit(c.scheduler_pid(), RLIM_INFINITY);
-  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(90))) << c.Logs();
-  EXPECT_EQ(db.Value("SELECT group_concat(state) FROM trials WHERE sweep_id='" + sweep + "'"),
-            "completed,completed,completed,completed")
-      << c.Logs();
-  // Every line of every trial once: 4 x kLines rows, no (trial, step) twice.
-  EXPECT_EQ(db.Value(count_sql), absl::StrCat(4 * kLines));
-  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM (SELECT DISTINCT m.trial_id, m.step FROM metrics m "
-                     "JOIN trials t ON t.id = m.trial_id WHERE t.sweep_id='" + sweep + "')"),
-            absl::StrCat(4 * kLines));
+  ExpectEveryLineStoredOnce();
   EXPECT_THAT(ReadFile(c.dir() / "scheduler.log"),
               ::testing::HasSubstr("the database takes writes again"))
       << "writes failed and then worked again";
 }
 
-TEST(StorageFaultTest, ADatabaseLockedByAnotherProcessDelaysWritesAndLosesNothing) {
-  Cluster c;
-  c.StartScheduler(/*lease_timeout=*/10, /*heartbeat=*/0.2);
-  c.StartWorker(2);
-  std::string sweep = c.Submit(TickerSpec());
-  Db db(c.db());
-  std::string count_sql = "SELECT COUNT(*) FROM metrics m JOIN trials t ON t.id = m.trial_id "
-                          "WHERE t.sweep_id='" + sweep + "'";
-  ASSERT_TRUE(WaitFor([&] { return std::stoi(db.Value(count_sql)) >= 5; }, absl::Seconds(30)))
-      << c.Logs();
+TEST_F(StorageFaultTest, ADatabaseLockedByAnotherProcessDelaysWritesAndLosesNothing) {
   // Another process takes the write lock and keeps it for longer than the
   // scheduler's busy timeout (5 s).
   std::string script = c.dir() / "lock.sql";
@@ -93,20 +101,13 @@ TEST(StorageFaultTest, ADatabaseLockedByAnotherProcessDelaysWritesAndLosesNothin
   auto locker = ChildProcess::Spawn(o);
   ASSERT_TRUE(locker.ok()) << locker.status();
   ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(held); }, absl::Seconds(10)));
-  std::string before = db.Value(count_sql);
+  std::string before = db->Value(count_sql);
   absl::SleepFor(absl::Seconds(2));
-  EXPECT_EQ(db.Value(count_sql), before) << "nobody writes while the lock is held";
+  EXPECT_EQ(db->Value(count_sql), before) << "nobody writes while the lock is held";
   CommandResult status = c.Sweep({"status", sweep});
   EXPECT_EQ(status.exit_code, 0) << status.err;  // reads are served meanwhile
   ASSERT_TRUE(locker->Wait(absl::Seconds(20)));
-  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(90))) << c.Logs();
-  EXPECT_EQ(db.Value("SELECT group_concat(state) FROM trials WHERE sweep_id='" + sweep + "'"),
-            "completed,completed,completed,completed")
-      << c.Logs();
-  EXPECT_EQ(db.Value(count_sql), absl::StrCat(4 * kLines));
-  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM (SELECT DISTINCT m.trial_id, m.step FROM metrics m "
-                     "JOIN trials t ON t.id = m.trial_id WHERE t.sweep_id='" + sweep + "')"),
-            absl::StrCat(4 * kLines));
+  ExpectEveryLineStoredOnce();
   EXPECT_THAT(ReadFile(c.dir() / "scheduler.log"), ::testing::HasSubstr("database is locked"));
 }
 

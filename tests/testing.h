@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -82,16 +83,19 @@ struct CommandResult {
   std::string err;
 };
 
-// Runs `sweep ARGS...` to completion (60 s at most) and captures its output.
-inline CommandResult RunSweep(const std::vector<std::string>& args, const TempDir& dir,
-                              const std::vector<std::string>& extra_env = {}) {
-  static int n = 0;
-  ++n;
+// Runs `argv` (argv[0] looked up in PATH) to completion, `timeout` at most (then it
+// is stopped), in `dir` with `extra_env` added to ours, and captures its output in
+// files under `dir`. exit_code is -1 when the program could not be started (err says
+// why) and 128 + N when signal N ended it.
+inline CommandResult RunCommand(const std::vector<std::string>& argv, const TempDir& dir,
+                                const std::vector<std::string>& extra_env = {},
+                                absl::Duration timeout = absl::Seconds(60)) {
+  static std::atomic<int> n{0};
+  int k = ++n;
   SpawnOptions o;
-  o.argv = {SweepBin()};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.stdout_path = dir / absl::StrCat("cmd", n, ".out");
-  o.stderr_path = dir / absl::StrCat("cmd", n, ".err");
+  o.argv = argv;
+  o.stdout_path = dir / absl::StrCat("cmd", k, ".out");
+  o.stderr_path = dir / absl::StrCat("cmd", k, ".err");
   o.cwd = dir.path().string();
   if (!extra_env.empty()) o.env = EnvWith(extra_env);
   CommandResult r;
@@ -100,12 +104,20 @@ inline CommandResult RunSweep(const std::vector<std::string>& args, const TempDi
     r.err = std::string(child.status().message());
     return r;
   }
-  std::optional<ExitStatus> st = child->Wait(absl::Seconds(60));
+  std::optional<ExitStatus> st = child->Wait(timeout);
   if (!st) st = child->Stop(absl::Seconds(1));
   r.exit_code = st->signal ? 128 + st->signal : st->exit_code;
   r.out = ReadFile(o.stdout_path);
   r.err = ReadFile(o.stderr_path);
   return r;
+}
+
+// Runs `sweep ARGS...` to completion (60 s at most) and captures its output.
+inline CommandResult RunSweep(const std::vector<std::string>& args, const TempDir& dir,
+                              const std::vector<std::string>& extra_env = {}) {
+  std::vector<std::string> argv = {SweepBin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, dir, extra_env);
 }
 
 // Polls `cond` every 50 ms until it holds or `timeout` passes. Returns whether it held.

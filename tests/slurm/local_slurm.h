@@ -32,31 +32,6 @@
 
 namespace sweep::testing {
 
-// Runs `argv` (argv[0] looked up in PATH) to completion, 60 s at most, with `env`
-// added to ours, and captures its output.
-inline CommandResult RunTool(const std::vector<std::string>& argv, const TempDir& dir,
-                             const std::vector<std::string>& env = {}) {
-  static int n = 0;
-  ++n;
-  SpawnOptions o;
-  o.argv = argv;
-  o.stdout_path = dir / absl::StrCat("tool", n, ".out");
-  o.stderr_path = dir / absl::StrCat("tool", n, ".err");
-  o.cwd = dir.path().string();
-  if (!env.empty()) o.env = EnvWith(env);
-  CommandResult r;
-  auto child = ChildProcess::Spawn(o);
-  if (!child.ok()) {
-    r.err = std::string(child.status().message());
-    return r;
-  }
-  std::optional<ExitStatus> st = child->Wait(absl::Seconds(60));
-  if (!st) st = child->Stop(absl::Seconds(1));
-  r.exit_code = st->signal ? 128 + st->signal : st->exit_code;
-  r.out = ReadFile(o.stdout_path);
-  r.err = ReadFile(o.stderr_path);
-  return r;
-}
 
 // The full path of `name` on PATH or in the sbin directories, or "".
 inline std::string FindProgram(const std::string& name) {
@@ -178,18 +153,18 @@ class LocalSlurm {
 
   // scontrol's `State=` of our node ("IDLE", "ALLOCATED", "DOWN*"...), or "".
   std::string NodeState() {
-    CommandResult r = RunTool({"scontrol", "show", "node", node_}, dir_, Env());
+    CommandResult r = RunCommand({"scontrol", "show", "node", node_}, dir_, Env());
     return Field(r.out, "State");
   }
 
   // A field of `scontrol show job ID` ("JobState", "ExitCode", "RunTime"), or "".
   std::string JobField(const std::string& id, const std::string& field) {
-    CommandResult r = RunTool({"scontrol", "show", "job", id}, dir_, Env());
+    CommandResult r = RunCommand({"scontrol", "show", "job", id}, dir_, Env());
     return Field(r.out, field);
   }
 
   // Runs a Slurm command against this instance.
-  CommandResult Tool(const std::vector<std::string>& argv) { return RunTool(argv, dir_, Env()); }
+  CommandResult Tool(const std::vector<std::string>& argv) { return RunCommand(argv, dir_, Env()); }
 
   // The daemons' logs, last lines first trimmed to what fits in a failure message.
   std::string Logs() const {
