@@ -3,6 +3,7 @@
 //
 //   sweep-bench-sim-workers --scheduler ADDR --workers 1000 [--channels 16]
 //       [--trial-min 2 --trial-max 8] [--report-every 1] [--seed 1] --out FILE.json
+//       [--trace FILE.tsv]
 //
 // Each simulated slot registers, then loops: LeaseTrial (long poll), "runs" the trial
 // for a seeded random time while sending one metric point every --report-every
@@ -11,45 +12,42 @@
 // --idle-exit seconds. Every call's latency is recorded per kind; the JSON output has
 // counts, median, 99th percentile and maximum in milliseconds. "lease" is the
 // latency of LeaseTrial calls that returned a trial (the dispatch latency), each
-// slot's first one apart ("lease_first").
+// slot's first one apart ("lease_first"). --trace writes every call as a line:
+// seconds since the start, kind, latency in ms, gRPC status code.
+//
+// The slots are state machines on one event-loop thread that issues every call with
+// gRPC's callback API; replies arrive on gRPC's own few threads. A slot has at most
+// one call in flight, as a real worker slot does. (A thread per slot, the first
+// version, put 1,000 threads on the scheduler's cores: their wake-ups were measured
+// as the scheduler's latency.)
 #include <algorithm>
-#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <queue>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
 #include "common/rpc.h"
 #include "nlohmann/json.hpp"
 #include "sweep/v1/sweep.grpc.pb.h"
 
 namespace {
 
+namespace v1 = sweep::v1;
 using Clock = std::chrono::steady_clock;
 
-struct Latencies {
-  std::mutex mu;
-  std::map<std::string, std::vector<double>> ms;
-  std::map<std::string, int64_t> errors;
-  std::map<std::string, std::string> first_error;  // kind -> the first error's message
-  void Add(const std::string& kind, Clock::time_point start) {
-    double v = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    std::lock_guard<std::mutex> l(mu);
-    ms[kind].push_back(v);
-  }
-  void Error(const std::string& kind, const grpc::Status& st) {
-    std::lock_guard<std::mutex> l(mu);
-    if (errors[kind]++ == 0) {
-      first_error[kind] = absl::StrCat(st.error_code(), ": ", st.error_message());
-    }
-  }
-};
+Clock::duration Seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
 
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -68,119 +66,287 @@ struct Options {
   double idle_exit = 3;
   uint32_t seed = 1;
   std::string out;
+  std::string trace;
 };
 
-void RunSlot(const Options& o, const sweep::RpcSecurity& sec,
-             std::shared_ptr<grpc::Channel> channel, int index, Latencies* lat,
-             std::atomic<int64_t>* trials_done) {
-  namespace v1 = sweep::v1;
-  auto stub = v1::WorkerService::NewStub(channel);
-  std::mt19937_64 rng(o.seed * 1000003ULL + static_cast<uint64_t>(index));
-  std::uniform_real_distribution<double> duration(o.trial_min, o.trial_max);
-  auto call = [&](auto fn, const std::string& kind) {
-    grpc::ClientContext ctx;
-    sweep::Authorize(&ctx, sec);
-    Clock::time_point start = Clock::now();
-    grpc::Status st = fn(&ctx);
-    if (!st.ok()) {
-      lat->Error(kind, st);
-    } else {
-      lat->Add(kind, start);
+enum class Phase { kRegister, kLease, kRunning, kDone };
+
+// One simulated worker slot. Touched only by the loop thread, except that a reply
+// callback hands the slot back through Loop::Ready (its call's objects are not
+// touched again until then).
+struct Slot {
+  int index = 0;
+  std::unique_ptr<v1::WorkerService::Stub> stub;
+  std::mt19937_64 rng;
+  Phase phase = Phase::kRegister;
+  std::string id;
+  Clock::duration heartbeat{};
+  bool first_lease = true;
+  Clock::time_point last_work;
+  // The running trial.
+  v1::TrialAssignment trial;
+  Clock::time_point end, next_report, next_beat;
+  int64_t seq = 0, step = 0;
+  bool stop = false;
+  // The call in flight.
+  std::unique_ptr<grpc::ClientContext> ctx;
+  std::string kind;
+  Clock::time_point started;
+  grpc::Status status;
+  v1::RegisterRequest reg;
+  v1::RegisterResponse reg_resp;
+  v1::LeaseTrialRequest lease;
+  v1::LeaseTrialResponse lease_resp;
+  v1::ReportMetricsRequest report;
+  v1::ReportMetricsResponse report_resp;
+  v1::HeartbeatRequest beat;
+  v1::HeartbeatResponse beat_resp;
+  v1::FinishTrialRequest finish;
+  v1::FinishTrialResponse finish_resp;
+};
+
+class Loop {
+ public:
+  Loop(const Options& o, const sweep::RpcSecurity& sec)
+      : o_(o), sec_(sec), start_(Clock::now()) {}
+
+  void Run(std::vector<std::shared_ptr<grpc::Channel>>& channels) {
+    slots_.resize(o_.workers);
+    for (int i = 0; i < o_.workers; ++i) {
+      Slot& s = slots_[i];
+      s.index = i;
+      s.stub = v1::WorkerService::NewStub(channels[i % channels.size()]);
+      s.rng.seed(o_.seed * 1000003ULL + static_cast<uint64_t>(i));
+      ready_.push_back(i);
     }
-    return st;
+    int live = o_.workers;
+    while (live > 0) {
+      std::vector<int> due;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        Clock::time_point wake = timers_.empty() ? Clock::time_point::max() : timers_.top().first;
+        cv_.wait_until(l, wake, [&] { return !ready_.empty() || Clock::now() >= wake; });
+        due.assign(ready_.begin(), ready_.end());
+        ready_.clear();
+      }
+      Clock::time_point now = Clock::now();
+      while (!timers_.empty() && timers_.top().first <= now) {
+        due.push_back(timers_.top().second);
+        timers_.pop();
+      }
+      for (int i : due) {
+        if (!Advance(slots_[i])) --live;
+      }
+    }
+  }
+
+  nlohmann::json Results() {
+    std::lock_guard<std::mutex> l(mu_);
+    nlohmann::json out;
+    for (auto& [kind, v] : ms_) {
+      out["calls"][kind] = {{"n", v.size()},
+                            {"p50_ms", Percentile(v, 0.5)},
+                            {"p99_ms", Percentile(v, 0.99)},
+                            {"max_ms", v.empty() ? 0 : *std::max_element(v.begin(), v.end())}};
+    }
+    for (auto& [kind, n] : errors_) {
+      out["errors"][kind] = {{"n", n}, {"first", first_error_[kind]}};
+    }
+    out["trials"] = trials_done_;
+    return out;
+  }
+
+  void WriteTrace(const std::string& path) {
+    std::lock_guard<std::mutex> l(mu_);
+    std::ofstream f(path);
+    for (const TraceLine& t : trace_) {
+      f << t.at_s << "\t" << t.kind << "\t" << t.ms << "\t" << t.code << "\n";
+    }
+  }
+
+ private:
+  // Moves a slot on after its call returned or its timer fired; false once it is done.
+  bool Advance(Slot& s) {
+    Clock::time_point now = Clock::now();
+    switch (s.phase) {
+      case Phase::kRegister:
+        if (s.ctx == nullptr) {
+          s.reg.set_host(absl::StrCat("sim-", s.index / 8));
+          s.reg.set_pid(s.index);
+          s.reg.set_slot(s.index % 8);
+          s.reg.set_version("sim");
+          Call(s, "register", [&](auto* c, auto cb) {
+            s.stub->async()->Register(c, &s.reg, &s.reg_resp, cb);
+          });
+          return true;
+        }
+        s.ctx.reset();
+        if (!s.status.ok()) return Done(s);
+        s.id = s.reg_resp.worker_id();
+        s.heartbeat = std::chrono::milliseconds(s.reg_resp.heartbeat_interval_ms());
+        s.last_work = now;
+        s.phase = Phase::kLease;
+        return Lease(s);
+      case Phase::kLease:
+        if (s.ctx == nullptr) return Lease(s);  // after an error's back-off
+        s.ctx.reset();
+        if (s.status.ok() && s.lease_resp.has_trial()) {
+          s.trial = s.lease_resp.trial();
+          s.end = now + Seconds(std::uniform_real_distribution<double>(
+                                    o_.trial_min, o_.trial_max)(s.rng));
+          s.next_report = now + Seconds(o_.report_every);
+          s.next_beat = now + s.heartbeat;
+          s.seq = s.step = 0;
+          s.stop = false;
+          s.phase = Phase::kRunning;
+          return Run(s, now);
+        }
+        if (s.status.ok() && s.lease_resp.drain()) return Done(s);
+        if (now - s.last_work > Seconds(o_.idle_exit)) return Done(s);
+        if (!s.status.ok()) {
+          At(now + std::chrono::milliseconds(200), s.index);
+          return true;
+        }
+        return Lease(s);
+      case Phase::kRunning:
+        if (s.ctx != nullptr) {  // a report, heartbeat or finish returned
+          std::string kind = s.kind;
+          s.ctx.reset();
+          if (kind == "report" && s.status.ok() && s.report_resp.stop()) s.stop = true;
+          if (kind == "finish") {
+            std::lock_guard<std::mutex> l(mu_);
+            ++trials_done_;
+            s.last_work = now;
+            s.phase = Phase::kLease;
+            return Lease(s);
+          }
+        }
+        return Run(s, now);
+      case Phase::kDone:
+        return false;
+    }
+    return false;
+  }
+
+  // The running trial's next step: finish, report, heartbeat, or sleep until one.
+  bool Run(Slot& s, Clock::time_point now) {
+    if (s.stop || now >= s.end) {
+      s.finish.Clear();
+      s.finish.set_worker_id(s.id);
+      s.finish.set_trial_id(s.trial.trial_id());
+      s.finish.set_epoch(s.trial.epoch());
+      s.finish.set_outcome(s.stop ? v1::TRIAL_OUTCOME_STOPPED : v1::TRIAL_OUTCOME_COMPLETED);
+      Call(s, "finish", [&](auto* c, auto cb) {
+        s.stub->async()->FinishTrial(c, &s.finish, &s.finish_resp, cb);
+      });
+      return true;
+    }
+    if (now >= s.next_report) {
+      s.next_report += Seconds(o_.report_every);
+      s.report.Clear();
+      s.report.set_worker_id(s.id);
+      s.report.set_trial_id(s.trial.trial_id());
+      s.report.set_epoch(s.trial.epoch());
+      s.report.set_seq(++s.seq);
+      v1::MetricPoint* p = s.report.add_points();
+      p->set_step(++s.step);
+      p->set_name("loss");
+      p->set_value(1.0 / static_cast<double>(s.step));
+      p->set_time(std::chrono::duration<double>(
+                      std::chrono::system_clock::now().time_since_epoch()).count());
+      Call(s, "report", [&](auto* c, auto cb) {
+        s.stub->async()->ReportMetrics(c, &s.report, &s.report_resp, cb);
+      });
+      return true;
+    }
+    if (now >= s.next_beat) {
+      s.next_beat += s.heartbeat;
+      s.beat.Clear();
+      s.beat.set_worker_id(s.id);
+      v1::RunningTrial* rt = s.beat.add_running();
+      rt->set_trial_id(s.trial.trial_id());
+      rt->set_epoch(s.trial.epoch());
+      Call(s, "heartbeat", [&](auto* c, auto cb) {
+        s.stub->async()->Heartbeat(c, &s.beat, &s.beat_resp, cb);
+      });
+      return true;
+    }
+    At(std::min({s.end, s.next_report, s.next_beat}), s.index);
+    return true;
+  }
+
+  bool Lease(Slot& s) {
+    s.lease.set_worker_id(s.id);
+    s.lease.set_wait_ms(1000);
+    Call(s, "lease", [&](auto* c, auto cb) {
+      s.stub->async()->LeaseTrial(c, &s.lease, &s.lease_resp, cb);
+    });
+    return true;
+  }
+
+  bool Done(Slot& s) {
+    s.phase = Phase::kDone;
+    return false;
+  }
+
+  // Starts one call of `kind` on the slot; its reply records the latency and hands
+  // the slot back to the loop.
+  template <typename Start>
+  void Call(Slot& s, const char* kind, Start start) {
+    s.ctx = std::make_unique<grpc::ClientContext>();
+    sweep::Authorize(s.ctx.get(), sec_);
+    s.kind = kind;
+    s.started = Clock::now();
+    start(s.ctx.get(), [this, &s](grpc::Status st) {
+      double ms = std::chrono::duration<double, std::milli>(Clock::now() - s.started).count();
+      std::lock_guard<std::mutex> l(mu_);
+      s.status = std::move(st);
+      if (!o_.trace.empty()) {
+        trace_.push_back({std::chrono::duration<double>(s.started - start_).count(), s.kind,
+                          ms, s.status.error_code()});
+      }
+      if (!s.status.ok()) {
+        if (errors_[s.kind]++ == 0) {
+          first_error_[s.kind] =
+              absl::StrCat(s.status.error_code(), ": ", s.status.error_message());
+        }
+      } else if (s.kind != "lease") {
+        ms_[s.kind].push_back(ms);
+      } else if (s.lease_resp.has_trial()) {
+        // A slot's first lease waits behind the start-up rush of 1,000
+        // registrations; it is kept apart from the steady state.
+        ms_[s.first_lease ? "lease_first" : "lease"].push_back(ms);
+        s.first_lease = false;
+      }
+      ready_.push_back(s.index);
+      cv_.notify_one();
+    });
+  }
+
+  void At(Clock::time_point t, int slot) { timers_.emplace(t, slot); }
+
+  struct TraceLine {
+    double at_s;
+    std::string kind;
+    double ms;
+    int code;
   };
 
-  v1::RegisterRequest reg;
-  reg.set_host(absl::StrCat("sim-", index / 8));
-  reg.set_pid(index);
-  reg.set_slot(index % 8);
-  reg.set_version("sim");
-  v1::RegisterResponse reg_resp;
-  if (!call([&](grpc::ClientContext* c) { return stub->Register(c, reg, &reg_resp); },
-            "register").ok()) {
-    return;
-  }
-  const std::string id = reg_resp.worker_id();
-  const auto heartbeat = std::chrono::milliseconds(reg_resp.heartbeat_interval_ms());
-  Clock::time_point last_work = Clock::now();
-  bool first = true;
-  while (true) {
-    v1::LeaseTrialRequest lr;
-    lr.set_worker_id(id);
-    lr.set_wait_ms(1000);
-    v1::LeaseTrialResponse lease;
-    Clock::time_point start = Clock::now();
-    grpc::ClientContext ctx;
-    sweep::Authorize(&ctx, sec);
-    grpc::Status st = stub->LeaseTrial(&ctx, lr, &lease);
-    if (!st.ok()) {
-      lat->Error("lease", st);
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    } else if (lease.has_trial()) {
-      // A slot's first lease waits behind the start-up rush of 1,000 registrations;
-      // it is kept apart from the steady state.
-      lat->Add(first ? "lease_first" : "lease", start);
-      first = false;
-    }
-    if (!st.ok() || !lease.has_trial()) {
-      if (lease.drain()) return;
-      if (Clock::now() - last_work > std::chrono::duration<double>(o.idle_exit)) return;
-      continue;
-    }
-    const v1::TrialAssignment& t = lease.trial();
-    Clock::time_point end =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                           std::chrono::duration<double>(duration(rng)));
-    Clock::time_point next_report = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                                       std::chrono::duration<double>(o.report_every));
-    Clock::time_point next_beat = Clock::now() + heartbeat;
-    int64_t seq = 0, step = 0;
-    bool stop = false;
-    while (!stop && Clock::now() < end) {
-      Clock::time_point wake = std::min({end, next_report, next_beat});
-      std::this_thread::sleep_until(wake);
-      if (Clock::now() >= next_report) {
-        v1::ReportMetricsRequest r;
-        r.set_worker_id(id);
-        r.set_trial_id(t.trial_id());
-        r.set_epoch(t.epoch());
-        r.set_seq(++seq);
-        v1::MetricPoint* p = r.add_points();
-        p->set_step(++step);
-        p->set_name("loss");
-        p->set_value(1.0 / static_cast<double>(step));
-        p->set_time(std::chrono::duration<double>(
-                        std::chrono::system_clock::now().time_since_epoch()).count());
-        v1::ReportMetricsResponse rr;
-        if (call([&](grpc::ClientContext* c) { return stub->ReportMetrics(c, r, &rr); },
-                 "report").ok()) {
-          stop = rr.stop();
-        }
-        next_report += std::chrono::duration_cast<Clock::duration>(
-            std::chrono::duration<double>(o.report_every));
-      }
-      if (Clock::now() >= next_beat) {
-        v1::HeartbeatRequest h;
-        h.set_worker_id(id);
-        v1::RunningTrial* rt = h.add_running();
-        rt->set_trial_id(t.trial_id());
-        rt->set_epoch(t.epoch());
-        v1::HeartbeatResponse hr;
-        call([&](grpc::ClientContext* c) { return stub->Heartbeat(c, h, &hr); }, "heartbeat");
-        next_beat += heartbeat;
-      }
-    }
-    v1::FinishTrialRequest f;
-    f.set_worker_id(id);
-    f.set_trial_id(t.trial_id());
-    f.set_epoch(t.epoch());
-    f.set_outcome(stop ? v1::TRIAL_OUTCOME_STOPPED : v1::TRIAL_OUTCOME_COMPLETED);
-    v1::FinishTrialResponse fr;
-    call([&](grpc::ClientContext* c) { return stub->FinishTrial(c, f, &fr); }, "finish");
-    ++*trials_done;
-    last_work = Clock::now();
-  }
-}
+  const Options& o_;
+  const sweep::RpcSecurity& sec_;
+  const Clock::time_point start_;
+  std::vector<Slot> slots_;
+  using Timer = std::pair<Clock::time_point, int>;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;  // loop only
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<int> ready_;  // slots whose call returned, or new
+  std::map<std::string, std::vector<double>> ms_;
+  std::map<std::string, int64_t> errors_;
+  std::map<std::string, std::string> first_error_;
+  int64_t trials_done_ = 0;
+  std::vector<TraceLine> trace_;
+};
 
 }  // namespace
 
@@ -197,6 +363,7 @@ int main(int argc, char** argv) {
   app.add_option("--idle-exit", o.idle_exit);
   app.add_option("--seed", o.seed);
   app.add_option("--out", o.out)->required();
+  app.add_option("--trace", o.trace, "write every call (start s, kind, ms, code) here");
   CLI11_PARSE(app, argc, argv);
 
   absl::StatusOr<sweep::RpcSecurity> sec = sweep::LoadRpcSecurity(o.token_file, "");
@@ -210,33 +377,17 @@ int main(int argc, char** argv) {
     args.SetInt("grpc.channel_id", i);  // distinct channels, not one shared subchannel
     channels.push_back(sweep::MakeChannel(o.scheduler, *sec, args));
   }
-  Latencies lat;
-  std::atomic<int64_t> done{0};
   Clock::time_point start = Clock::now();
-  std::vector<std::thread> threads;
-  threads.reserve(o.workers);
-  for (int i = 0; i < o.workers; ++i) {
-    threads.emplace_back(RunSlot, std::cref(o), std::cref(*sec), channels[i % channels.size()], i,
-                         &lat, &done);
-  }
-  for (std::thread& t : threads) t.join();
+  Loop loop(o, *sec);
+  loop.Run(channels);
   double wall = std::chrono::duration<double>(Clock::now() - start).count();
 
-  nlohmann::json out;
+  nlohmann::json out = loop.Results();
   out["workers"] = o.workers;
   out["channels"] = o.channels;
-  out["trials"] = done.load();
   out["wall_s"] = wall;
-  for (auto& [kind, v] : lat.ms) {
-    out["calls"][kind] = {{"n", v.size()},
-                          {"p50_ms", Percentile(v, 0.5)},
-                          {"p99_ms", Percentile(v, 0.99)},
-                          {"max_ms", v.empty() ? 0 : *std::max_element(v.begin(), v.end())}};
-  }
-  for (auto& [kind, n] : lat.errors) {
-    out["errors"][kind] = {{"n", n}, {"first", lat.first_error[kind]}};
-  }
   std::ofstream(o.out) << out.dump(2) << "\n";
+  if (!o.trace.empty()) loop.WriteTrace(o.trace);
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }
