@@ -26,7 +26,7 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
   signal(SIGXFSZ, SIG_IGN);
   std::unique_ptr<SchedulerServer> s(new SchedulerServer());
   SWEEP_ASSIGN_OR_RETURN(s->store_, Store::Open(o.db_path));
-  SWEEP_RETURN_IF_ERROR(s->store_->CheckpointInBackground(absl::Milliseconds(500)));
+  SWEEP_RETURN_IF_ERROR(s->store_->CheckpointInBackground(absl::Milliseconds(200)));
   SWEEP_ASSIGN_OR_RETURN(s->core_,
                          Scheduler::Create(s->store_.get(), SystemClock::Get(), o.scheduler));
   s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get(), o.token);

@@ -330,10 +330,22 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   return store;
 }
 
-// A thread with its own connection that checkpoints the WAL now and then.
+// A thread with its own connection that copies the WAL into the database. Commits
+// do not checkpoint (wal_autocheckpoint=0 on the writing connection), so no request
+// waits behind a checkpoint's copying and syncing. Copying beside a steady stream of
+// commits never leaves the WAL fully copied, and only a fully copied WAL starts over
+// at the next commit; so once the WAL holds kRestartFrames the thread copies what is
+// left while it holds the store's write lock (`writes`): by then that is the little
+// written since its last pass.
 class Store::Checkpointer {
  public:
-  Checkpointer(sqlite3* db, absl::Duration every) : db_(db), every_(every) {
+  // About 4 MB of 4 KiB pages: SQLite's own auto-checkpoint threshold.
+  static constexpr int kRestartFrames = 1000;
+  // Unlocked passes go on while each finds more new frames than this (at most 4).
+  static constexpr int kSmallFrames = 256;
+
+  Checkpointer(sqlite3* db, absl::Duration every, absl::Mutex* writes)
+      : db_(db), every_(every), writes_(writes) {
     thread_ = std::thread([this] { Run(); });
   }
   ~Checkpointer() {
@@ -349,18 +361,33 @@ class Store::Checkpointer {
   void Run() {
     absl::MutexLock lock(&mu_);
     while (!mu_.AwaitWithTimeout(absl::Condition(&stop_), every_)) {
-      int frames = 0, copied = 0;
-      int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames,
-                                         &copied);
-      bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
-      if (failed && !failing_) spdlog::warn("WAL checkpoint failed: {}", sqlite3_errmsg(db_));
-      if (!failed && failing_) spdlog::info("WAL checkpoints work again");
-      failing_ = failed;
+      int log = 0, copied = 0, before = 0;
+      bool ok = Pass(&log, &copied);
+      for (int pass = 1; ok && pass < 4 && log - before > kSmallFrames; ++pass) {
+        before = log;
+        ok = Pass(&log, &copied);
+      }
+      if (ok && log >= kRestartFrames) {
+        absl::MutexLock no_writes(writes_);
+        Pass(&log, &copied);
+      }
     }
+  }
+
+  // One PASSIVE checkpoint: *log is the WAL's frames, *copied those now in the
+  // database. False when it failed (said once until checkpoints work again).
+  bool Pass(int* log, int* copied) {
+    int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, log, copied);
+    bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
+    if (failed && !failing_) spdlog::warn("WAL checkpoint failed: {}", sqlite3_errmsg(db_));
+    if (!failed && failing_) spdlog::info("WAL checkpoints work again");
+    failing_ = failed;
+    return rc == SQLITE_OK;
   }
 
   sqlite3* const db_;
   const absl::Duration every_;
+  absl::Mutex* const writes_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool failing_ = false;  // said once until checkpoints work again
@@ -377,6 +404,8 @@ Store::~Store() {
 
 absl::Status Store::CheckpointInBackground(absl::Duration every) {
   if (checkpointer_) return absl::OkStatus();
+  // The thread checkpoints from now on; commits no longer do.
+  SWEEP_RETURN_IF_ERROR(Exec("PRAGMA wal_autocheckpoint=0"));
   sqlite3* db = nullptr;
   const char* path = sqlite3_db_filename(db_, "main");
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
@@ -394,7 +423,7 @@ absl::Status Store::CheckpointInBackground(absl::Duration every) {
     sqlite3_close(db);
     return st;
   }
-  checkpointer_ = std::make_unique<Checkpointer>(db, every);
+  checkpointer_ = std::make_unique<Checkpointer>(db, every, &writes_);
   return absl::OkStatus();
 }
 
@@ -444,6 +473,7 @@ absl::Status Store::InTransaction(const std::function<absl::Status()>& body) {
     --txn_depth_;
     return st;
   }
+  absl::MutexLock no_checkpoint(&writes_);
   SWEEP_RETURN_IF_ERROR(ExecCached("BEGIN IMMEDIATE"));
   txn_depth_ = 1;
   absl::Status st = body();

@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 struct sqlite3;
@@ -134,13 +135,14 @@ class Store {
   // Prepared statements kept for the life of the connection (opaque outside store.cc).
   struct StmtCache;
 
-  // Copies WAL pages into the database from a background thread, on a connection of
-  // its own, every `every` (PASSIVE: it never blocks a writer), so that the
-  // checkpoint a commit runs when the WAL passes 1,000 pages (with every request
-  // queued behind the scheduler's lock waiting) finds little left to copy. Commits
-  // keep checkpointing: a checkpoint that runs beside a steady stream of writes
-  // never catches up with them, so the WAL could never start over and would grow
-  // without bound (BackgroundCheckpointsKeepTheWalBounded).
+  // Copies the WAL into the database from a background thread, on a connection of
+  // its own, every `every`; commits stop checkpointing, so no request waits behind
+  // a checkpoint's copying and fsyncs. A copy beside a steady stream of commits never
+  // catches up with them, and the WAL starts over only once it is fully copied: so
+  // when it holds about 4 MB the thread copies the rest (what came since its last
+  // pass) while holding off new transactions, and the WAL stays bounded
+  // (BackgroundCheckpointsKeepTheWalBounded). Unavailable when the second connection
+  // cannot be opened.
   absl::Status CheckpointInBackground(absl::Duration every);
 
   // Writes. Each returns Internal (with SQLite's message) on failure.
@@ -206,6 +208,8 @@ class Store {
   sqlite3* db_;
   std::unique_ptr<StmtCache> cache_;
   int txn_depth_ = 0;
+  // Held by an outermost transaction, and by the checkpointer for its last copy.
+  absl::Mutex writes_;
   std::unique_ptr<Checkpointer> checkpointer_;  // stopped before db_ closes
 };
 
