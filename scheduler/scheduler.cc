@@ -379,7 +379,7 @@ absl::StatusOr<v1::LeaseTrialResponse> Scheduler::LeaseTrial(
     WorkerState& w = it->second;
     w.last_seen = clock_->Now();
     if (w.row.state == "lost") SetWorkerState(w, "idle", "");
-    if (w.row.state != "draining") {
+    if (w.row.state != "draining" && MayHaveWork()) {
       SWEEP_ASSIGN_OR_RETURN(std::optional<v1::TrialAssignment> a,
                              Atomically([&] { return TryLease(w); }));
       if (a) {
@@ -389,6 +389,19 @@ absl::StatusOr<v1::LeaseTrialResponse> Scheduler::LeaseTrial(
     }
     if (work_available_.WaitWithDeadline(&mu_, deadline)) return resp;  // timed out
   }
+}
+
+bool Scheduler::MayHaveWork() const {
+  for (const std::string& id : sweep_order_) {
+    const SweepState& s = sweeps_.at(id);
+    if (s.row.state != "running") continue;
+    if (s.spec.max_concurrent > 0 && s.running >= s.spec.max_concurrent) continue;
+    if (!s.queued.empty()) return true;
+    if (s.launch_stopped.empty() && (s.row.budget < 0 || s.row.next_index < s.row.budget)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 absl::StatusOr<std::optional<v1::TrialAssignment>> Scheduler::TryLease(WorkerState& w) {
@@ -769,7 +782,9 @@ absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrialLocked(const v1::F
       *resp.mutable_next() = std::move(*next);
     }
   }
-  work_available_.SignalAll();  // a max_concurrent slot may have opened
+  // A max_concurrent slot or a GPU may have opened for a waiting trial. Idle
+  // workers waiting at the end of a sweep are not woken by every finish.
+  if (MayHaveWork()) work_available_.SignalAll();
   return resp;
 }
 

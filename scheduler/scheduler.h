@@ -163,6 +163,10 @@ class Scheduler {
   absl::Status LoadHistory(SweepState& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double NowSeconds() const;
 
+  // False when no sweep has a trial that TryLease could hand out now, whatever the
+  // worker (none queued or left to create, or its max_concurrent reached); true
+  // may still find nothing (GPU placement). Writes nothing.
+  bool MayHaveWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Finds a trial for `worker` and leases it; nullopt when none is runnable.
   absl::StatusOr<std::optional<v1::TrialAssignment>> TryLease(WorkerState& worker)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "sweeps/sampler.h"
 
@@ -280,6 +281,26 @@ TEST_F(SchedulerTest, MaxConcurrentLimitsRunningTrials) {
   EXPECT_FALSE(Lease(w2));
   ASSERT_TRUE(Finish(w1, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
   EXPECT_TRUE(Lease(w2));
+}
+
+TEST_F(SchedulerTest, LeaseWaitingBehindMaxConcurrentGetsTheTrialWhenASlotOpens) {
+  Submit(std::string(kGrid) + "max_concurrent: 1\n");
+  std::string w1 = RegisterCpu(), w2 = RegisterCpu();
+  auto a = Lease(w1);
+  ASSERT_TRUE(a);
+  absl::StatusOr<v1::LeaseTrialResponse> waited;
+  std::thread waiter([&] {
+    v1::LeaseTrialRequest req;
+    req.set_worker_id(w2);
+    req.set_wait_ms(60000);  // capped at max_lease_wait (5 s): empty if never woken
+    waited = core_->LeaseTrial(req);
+  });
+  absl::SleepFor(absl::Milliseconds(100));  // let it wait (it finds nothing either way)
+  ASSERT_TRUE(Finish(w1, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
+  waiter.join();
+  ASSERT_TRUE(waited.ok()) << waited.status();
+  ASSERT_TRUE(waited->has_trial());
+  EXPECT_NE(waited->trial().trial_id(), a->trial_id());
 }
 
 TEST_F(SchedulerTest, TrialThatNeedsAGpuNeverLandsOnACpuSlot) {
