@@ -136,17 +136,6 @@ DriverInfo ProbeDriver(bool free_memory) {
   return d;
 }
 
-// Whether this process has a CUDA build of LibTorch loaded.
-bool TorchBuiltWithCuda() {
-  for (const char* lib : {"libtorch_cuda.so", "libc10_cuda.so"}) {
-    if (void* h = dlopen(lib, RTLD_NOW | RTLD_NOLOAD)) {
-      dlclose(h);
-      return true;
-    }
-  }
-  return at::hasCUDA();
-}
-
 double Since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
       .count();

@@ -50,7 +50,7 @@ absl::Status CheckDevice(const TrainerParams& p, const TrainerEnv& env) {
   std::string visible =
       absl::StrCat("CUDA_VISIBLE_DEVICES=\"", env.cuda_visible_devices, "\"");
   std::string cause;
-  if (!at::hasCUDA()) {
+  if (!TorchBuiltWithCuda()) {
     cause = absl::StrCat(
         "this sweep-train is linked against a LibTorch built without CUDA (",
         visible,
@@ -302,14 +302,29 @@ void SetTorchThreads(int64_t threads) {
   }
 }
 
+bool TorchBuiltWithCuda() {
+  // CUDA's hooks are registered when libtorch_cuda is loaded; their
+  // hasCUDART() is true whether or not a device is usable, the CPU-only
+  // default's false. (at::hasCUDA() asks for a usable device.)
+  if (at::globalContext().hasCUDART()) return true;
+  for (const char* lib : {"libtorch_cuda.so", "libc10_cuda.so"}) {
+    if (void* h = dlopen(lib, RTLD_NOW | RTLD_NOLOAD)) {
+      dlclose(h);
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string BuildInfo() {
   bool usable = false;
   TorchCall("probing CUDA", absl::StatusCode::kInternal, [&] {
     usable = torch::cuda::is_available();
   }).IgnoreError();
-  return absl::StrCat("sweep-train (LibTorch ", TORCH_VERSION,
-                      ", built with CUDA: ", at::hasCUDA() ? "yes" : "no",
-                      ", CUDA device usable: ", usable ? "yes" : "no", ")");
+  return absl::StrCat(
+      "sweep-train (LibTorch ", TORCH_VERSION,
+      ", built with CUDA: ", TorchBuiltWithCuda() ? "yes" : "no",
+      ", CUDA device usable: ", usable ? "yes" : "no", ")");
 }
 
 int ExitCodeFor(const absl::Status& status) {

@@ -63,6 +63,11 @@ absl::Status RunTrainer(const TrainerParams& params, const TrainerEnv& env);
 // "sweep-train (LibTorch 1.13.1, built with CUDA: no, CUDA device usable: no)".
 std::string BuildInfo();
 
+// Whether this process runs a CUDA build of LibTorch (libtorch_cuda loaded),
+// whether or not a device is usable. at::hasCUDA() does not tell: it is false
+// on a CUDA build without a usable device (LibTorch 1.13 and 2.x alike).
+bool TorchBuiltWithCuda();
+
 // Sets the intra-op threads of ATen and, when the BLAS in use is OpenBLAS
 // (Debian's libtorch with libopenblas0-pthread), of OpenBLAS too: it otherwise
 // starts one thread per core whatever torch was told.
