@@ -40,14 +40,15 @@ std::vector<char*> CStrings(const std::vector<std::string>& v) {
 }
 
 // Runs in the child, which shares our memory until it execs (CLONE_VM |
-// CLONE_VFORK): only async-signal-safe calls, no allocation. On failure the child writes
-// errno and a step number to `err_fd` and exits 127.
+// CLONE_VFORK): only async-signal-safe calls, no allocation. On failure the child stores
+// errno and a step number in err[0] and err[1] (the parent's memory, read once clone()
+// returns) and exits 127.
 [[noreturn]] void ChildAfterFork(const SpawnOptions& o, char** argv, char** envp,
-                                 pid_t parent, int err_fd) {
+                                 pid_t parent, int* err) {
   int step = 0;
   auto fail = [&](int s) {
-    int payload[2] = {errno, s};
-    (void)!write(err_fd, payload, sizeof(payload));
+    err[0] = errno;
+    err[1] = s;
     _exit(127);
   };
   if (o.new_process_group && setpgid(0, 0) != 0) fail(step = 1);
@@ -108,27 +109,22 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(const SpawnOptions& o) {
   } else {
     envp = CStrings(o.env);
   }
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
-  }
   pid_t parent = getpid();
   // clone(CLONE_VM | CLONE_VFORK), as posix_spawn does, instead of fork(): no
   // page-table copy and no copy-on-write faults in a big multi-threaded parent (fork
   // was the largest single cost of dispatch, docs/BENCHMARKS.md). The child runs on
   // its own stack with every signal blocked until it has reset the handlers, then
-  // execs; this thread resumes once the child exec'd or exited.
+  // execs; this thread resumes once the child exec'd or exited, so `payload` then
+  // holds the child's error, if any (as posix_spawn does; no pipe to wait on).
+  int payload[2] = {0, 0};
   struct Args {
-    const SpawnOptions* o; char** argv; char** envp; pid_t parent; int rd, wr;
-  } args{&o, argv.data(), envp.data(), parent, pipefd[0], pipefd[1]};
+    const SpawnOptions* o; char** argv; char** envp; pid_t parent; int* err;
+  } args{&o, argv.data(), envp.data(), parent, payload};
   constexpr size_t kStack = 256 * 1024;
   void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) {
-    int e = errno;
-    close(pipefd[0]);
-    close(pipefd[1]);
-    return absl::InternalError(absl::StrCat("mmap: ", strerror(e)));
+    return absl::InternalError(absl::StrCat("mmap: ", strerror(errno)));
   }
   sigset_t all, old;
   sigfillset(&all);
@@ -146,29 +142,19 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(const SpawnOptions& o) {
             sigaction(sig, &sa, nullptr);
           }
         }
-        close(a->rd);
-        ChildAfterFork(*a->o, a->argv, a->envp, a->parent, a->wr);
+        ChildAfterFork(*a->o, a->argv, a->envp, a->parent, a->err);
       },
       static_cast<char*>(stack) + kStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   munmap(stack, kStack);
   if (pid < 0) {
-    close(pipefd[0]);
-    close(pipefd[1]);
     return absl::InternalError(absl::StrCat("clone: ", strerror(clone_errno)));
   }
-  close(pipefd[1]);
   // Set the group from the parent too, so that signalling the group right after
   // Spawn returns cannot race the child's own setpgid.
   if (o.new_process_group) setpgid(pid, pid);
-  int payload[2] = {0, 0};
-  ssize_t n;
-  do {
-    n = read(pipefd[0], payload, sizeof(payload));
-  } while (n < 0 && errno == EINTR);
-  close(pipefd[0]);
-  if (n > 0) {
+  if (payload[1] != 0) {
     int status;
     waitpid(pid, &status, 0);
     static const char* kSteps[] = {"",           "setpgid", "prctl",

@@ -45,6 +45,28 @@ TEST(ProcessTest, MissingProgramIsNotFoundWithItsName) {
             "cannot run '/no/such/program': No such file or directory");
 }
 
+TEST(ProcessTest, AStepThatFailsBeforeExecNamesTheStepAndTheCause) {
+  TempDir dir;
+  SpawnOptions o;
+  o.argv = {"/bin/true"};
+  o.cwd = dir / "missing";
+  auto child = ChildProcess::Spawn(o);
+  EXPECT_EQ(child.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(std::string(child.status().message()),
+            "starting '/bin/true': cannot enter " + o.cwd + ": No such file or directory");
+  o.cwd.clear();
+  o.stdout_path = dir / "missing/out.log";
+  child = ChildProcess::Spawn(o);
+  EXPECT_EQ(child.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(std::string(child.status().message()),
+            "starting '/bin/true': cannot open " + o.stdout_path +
+                ": No such file or directory");
+  o.stdout_path.clear();
+  child = ChildProcess::Spawn(o);  // and the next spawn of this thread is clean
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_EQ(child->Wait(absl::Seconds(10))->exit_code, 0);
+}
+
 TEST(ProcessTest, StopEndsTheWholeProcessGroupGrandchildrenIncluded) {
   TempDir dir;
   SpawnOptions o;
