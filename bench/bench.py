@@ -669,11 +669,12 @@ def render(results, cond, reps, wall):
         per = ", ".join(f"{k} {v['n']:,} (p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms)"
                         for k, v in sorted(sim["calls"].items()))
         L.append(f"Workers: the daemons are real `sweep worker` processes, each one CPU slot, "
-                 f"all on this machine with the scheduler; the simulated slots are threads of "
-                 f"`sweep-bench-sim-workers` (bench/tools/sim_workers.cc) on {sim['channels']} "
-                 f"gRPC channels, each registering, leasing (long poll), reporting one metric "
-                 f"point a second, heartbeating and finishing, with the scheduler, the simulator "
-                 f"and the benchmark sharing the 2 cores. Dispatch latency is the time of a "
+                 f"all on this machine with the scheduler; the simulated slots are state machines "
+                 f"on one event loop of `sweep-bench-sim-workers` (bench/tools/sim_workers.cc, "
+                 f"gRPC's callback API, {sim['channels']} channels), each registering, leasing "
+                 f"(long poll), reporting one metric point a second, heartbeating and finishing, "
+                 f"one call in flight per slot, with the scheduler, the simulator and the "
+                 f"benchmark sharing the 2 cores. Dispatch latency is the time of a "
                  f"LeaseTrial call that returned a trial. Calls: {per}; errors: "
                  f"{sim.get('errors', {}) or 'none'}. Trial states at the end: {w['sim_states']}; "
                  f"{w['sim_points']:,} metric points stored.\n")
