@@ -330,17 +330,21 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   return store;
 }
 
-// A thread with its own connection that copies the WAL into the database. Commits
-// do not checkpoint (wal_autocheckpoint=0 on the writing connection), so no request
-// waits behind a checkpoint's copying and syncing. Copying beside a steady stream of
-// commits never leaves the WAL fully copied, and only a fully copied WAL starts over
-// at the next commit; so once the WAL holds kRestartFrames the thread copies what is
-// left while it holds the store's write lock (`writes`): by then that is the little
-// written since its last pass.
+// A thread with its own connection that copies the WAL into the database, so that
+// no request waits behind a checkpoint's copying and syncing. The writing
+// connection's commit hook (OnCommit) wakes it once the WAL holds kRestartFrames.
+// Copying beside a steady stream of commits never leaves the WAL fully copied, and
+// only a fully copied WAL starts over at the next commit; so after its unlocked
+// passes the thread copies what is left while it holds the store's write lock
+// (`writes`): by then that is the little written since its last pass. A commit
+// checkpoints itself only past kCommitCheckpointFrames, when writes outrun the thread
+// (a burst far above what workers send), which keeps the WAL bounded whatever the
+// write rate.
 class Store::Checkpointer {
  public:
   // About 4 MB of 4 KiB pages: SQLite's own auto-checkpoint threshold.
   static constexpr int kRestartFrames = 1000;
+  static constexpr int kCommitCheckpointFrames = 4 * kRestartFrames;
   // Unlocked passes go on while each finds more new frames than this (at most 4).
   static constexpr int kSmallFrames = 256;
 
@@ -357,10 +361,28 @@ class Store::Checkpointer {
     sqlite3_close(db_);
   }
 
+  // sqlite3_wal_hook of the writing connection: runs after each of its commits,
+  // with the frames now in the WAL (this replaces SQLite's auto-checkpoint).
+  static int OnCommit(void* self, sqlite3* db, const char* /*schema*/, int frames) {
+    if (frames >= kCommitCheckpointFrames) {
+      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (frames >= kRestartFrames) {
+      auto* c = static_cast<Checkpointer*>(self);
+      absl::MutexLock lock(&c->mu_);
+      c->wake_ = true;
+    }
+    return SQLITE_OK;
+  }
+
  private:
   void Run() {
-    absl::MutexLock lock(&mu_);
-    while (!mu_.AwaitWithTimeout(absl::Condition(&stop_), every_)) {
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.AwaitWithTimeout(absl::Condition(this, &Checkpointer::Due), every_);
+        if (stop_) return;
+        wake_ = false;
+      }
       int log = 0, copied = 0, before = 0;
       bool ok = Pass(&log, &copied);
       for (int pass = 1; ok && pass < 4 && log - before > kSmallFrames; ++pass) {
@@ -373,6 +395,8 @@ class Store::Checkpointer {
       }
     }
   }
+
+  bool Due() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || wake_; }
 
   // One PASSIVE checkpoint: *log is the WAL's frames, *copied those now in the
   // database. False when it failed (said once until checkpoints work again).
@@ -390,13 +414,15 @@ class Store::Checkpointer {
   absl::Mutex* const writes_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  bool failing_ = false;  // said once until checkpoints work again
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;  // the WAL passed kRestartFrames
+  bool failing_ = false;  // said once until checkpoints work again; thread only
   std::thread thread_;
 };
 
 Store::Store(sqlite3* db) : db_(db), cache_(std::make_unique<StmtCache>()) {}
 
 Store::~Store() {
+  sqlite3_wal_hook(db_, nullptr, nullptr);  // it points at the checkpointer
   checkpointer_.reset();
   cache_.reset();  // finalizes the cached statements before the connection closes
   sqlite3_close(db_);
@@ -404,8 +430,6 @@ Store::~Store() {
 
 absl::Status Store::CheckpointInBackground(absl::Duration every) {
   if (checkpointer_) return absl::OkStatus();
-  // The thread checkpoints from now on; commits no longer do.
-  SWEEP_RETURN_IF_ERROR(Exec("PRAGMA wal_autocheckpoint=0"));
   sqlite3* db = nullptr;
   const char* path = sqlite3_db_filename(db_, "main");
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
@@ -424,6 +448,8 @@ absl::Status Store::CheckpointInBackground(absl::Duration every) {
     return st;
   }
   checkpointer_ = std::make_unique<Checkpointer>(db, every, &writes_);
+  // From now on the thread checkpoints; a commit only when it falls far behind.
+  sqlite3_wal_hook(db_, &Checkpointer::OnCommit, checkpointer_.get());
   return absl::OkStatus();
 }
 

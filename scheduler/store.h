@@ -136,13 +136,14 @@ class Store {
   struct StmtCache;
 
   // Copies the WAL into the database from a background thread, on a connection of
-  // its own, every `every`; commits stop checkpointing, so no request waits behind
-  // a checkpoint's copying and fsyncs. A copy beside a steady stream of commits never
-  // catches up with them, and the WAL starts over only once it is fully copied: so
-  // when it holds about 4 MB the thread copies the rest (what came since its last
-  // pass) while holding off new transactions, and the WAL stays bounded
-  // (BackgroundCheckpointsKeepTheWalBounded). Unavailable when the second connection
-  // cannot be opened.
+  // its own, so that no request waits behind a checkpoint's copying and fsyncs: each
+  // time a commit leaves about 4 MB in the WAL, and at least every `every`. A copy
+  // beside a steady stream of commits never catches up with them, and the WAL starts
+  // over only once it is fully copied: so the thread copies the rest (what came since
+  // its last pass) while holding off new transactions. A commit checkpoints itself
+  // only when the WAL passes 16 MB, that is when writes outrun the thread; the WAL
+  // stays bounded whatever the write rate (BackgroundCheckpointsKeepTheWalBounded).
+  // Unavailable when the second connection cannot be opened.
   absl::Status CheckpointInBackground(absl::Duration every);
 
   // Writes. Each returns Internal (with SQLite's message) on failure.
