@@ -184,6 +184,23 @@ configure() {
     -DSWEEP_BUILD_TESTS=ON "$@" >"$LOG/$name-configure.log" 2>&1
 }
 
+# configure_trainer ROOT BUILDDIR FLAVOUR [CMAKE ARG...]: configure, and check that
+# sweep-train is part of the build; a failure is reported and returns 1.
+configure_trainer() {
+  local root="$1" dir="$2" name="$3"
+  shift 3
+  if ! configure "$root" "$dir" "$name" "$@"; then
+    fail "$name: configure (see $LOG/$name-configure.log)"
+    tail -20 "$LOG/$name-configure.log"
+    return 1
+  fi
+  if ! grep -q 'sweep-train: LibTorch' "$LOG/$name-configure.log"; then
+    fail "$name: configure skipped sweep-train (see $LOG/$name-configure.log)"
+    return 1
+  fi
+  pass "$name: configure: $(grep -o 'sweep-train: LibTorch.*' "$LOG/$name-configure.log")"
+}
+
 # build ROOT BUILDDIR LOGNAME TARGET...: -k 0 so that every error is listed.
 build() {
   local root="$1" dir="$2" name="$3"
@@ -211,17 +228,7 @@ check_cpu() {
   [ "${SETUP_ONLY:-0}" = 1 ] && return
 
   step "cpu: configure"
-  if ! configure "$root" "$b" cpu; then
-    fail "cpu: configure (see $LOG/cpu-configure.log)"
-    tail -20 "$LOG/cpu-configure.log"
-    return
-  fi
-  if grep -q 'sweep-train: LibTorch' "$LOG/cpu-configure.log"; then
-    pass "cpu: configure: $(grep -o 'sweep-train: LibTorch.*' "$LOG/cpu-configure.log")"
-  else
-    fail "cpu: configure skipped sweep-train (see $LOG/cpu-configure.log)"
-    return
-  fi
+  configure_trainer "$root" "$b" cpu || return
 
   step "cpu: build sweep-train ${TRAINER_TESTS[*]} (-j$JOBS)"
   if build "$root" "$b" cpu sweep-train "${TRAINER_TESTS[@]}"; then
@@ -338,17 +345,7 @@ check_cuda() {
     linker=(-DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined)
     plain=0
   fi
-  if ! configure "$root" "$b" cuda "${linker[@]}"; then
-    fail "cuda: configure (see $LOG/cuda-configure.log)"
-    tail -20 "$LOG/cuda-configure.log"
-    return
-  fi
-  if grep -q 'sweep-train: LibTorch' "$LOG/cuda-configure.log"; then
-    pass "cuda: configure: $(grep -o 'sweep-train: LibTorch.*' "$LOG/cuda-configure.log")"
-  else
-    fail "cuda: configure skipped sweep-train (see $LOG/cuda-configure.log)"
-    return
-  fi
+  configure_trainer "$root" "$b" cuda "${linker[@]}" || return
   # The CUDA-only code in worker/trainer is under #ifdef SWEEP_TRAINER_CUDA_STATS,
   # which worker/trainer/CMakeLists.txt defines when it finds c10_cuda.
   if grep -q 'SWEEP_TRAINER_CUDA_STATS' "$root$b/build.ninja"; then
