@@ -62,7 +62,7 @@ TEST(ProcessTest, AStepThatFailsBeforeExecNamesTheStepAndTheCause) {
             "starting '/bin/true': cannot open " + o.stdout_path +
                 ": No such file or directory");
   o.stdout_path.clear();
-  child = ChildProcess::Spawn(o);  // and the next spawn of this thread is clean
+  child = ChildProcess::Spawn(o);  // no error is left over for the next spawn
   ASSERT_TRUE(child.ok()) << child.status();
   EXPECT_EQ(child->Wait(absl::Seconds(10))->exit_code, 0);
 }
