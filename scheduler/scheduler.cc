@@ -391,15 +391,19 @@ absl::StatusOr<v1::LeaseTrialResponse> Scheduler::LeaseTrial(
   }
 }
 
+bool Scheduler::CanCreateTrial(const SweepState& s) {
+  return s.launch_stopped.empty() && (s.row.budget < 0 || s.row.next_index < s.row.budget);
+}
+
+bool Scheduler::HasTrialToHandOut(const SweepState& s) {
+  if (s.row.state != "running") return false;
+  if (s.spec.max_concurrent > 0 && s.running >= s.spec.max_concurrent) return false;
+  return !s.queued.empty() || CanCreateTrial(s);
+}
+
 bool Scheduler::MayHaveWork() const {
   for (const std::string& id : sweep_order_) {
-    const SweepState& s = sweeps_.at(id);
-    if (s.row.state != "running") continue;
-    if (s.spec.max_concurrent > 0 && s.running >= s.spec.max_concurrent) continue;
-    if (!s.queued.empty()) return true;
-    if (s.launch_stopped.empty() && (s.row.budget < 0 || s.row.next_index < s.row.budget)) {
-      return true;
-    }
+    if (HasTrialToHandOut(sweeps_.at(id))) return true;
   }
   return false;
 }
@@ -411,16 +415,14 @@ absl::StatusOr<std::optional<v1::TrialAssignment>> Scheduler::TryLease(WorkerSta
   for (size_t i = 0; i < order.size(); ++i) {
     const std::string& sweep_id = order[i];
     SweepState& s = sweeps_.at(sweep_id);
-    if (s.row.state != "running") continue;
-    if (s.spec.max_concurrent > 0 && s.running >= s.spec.max_concurrent) continue;
+    if (!HasTrialToHandOut(s)) continue;
     std::vector<GpuLoad> extra_gpus;
     if (!PlacementFits(s, w, gpu_loads, &extra_gpus)) continue;
 
     ActiveTrial* t = nullptr;
     if (!s.queued.empty()) {
       t = &active_.at(s.queued.front());
-    } else if (s.launch_stopped.empty() &&
-               (s.row.budget < 0 || s.row.next_index < s.row.budget)) {
+    } else if (CanCreateTrial(s)) {
       // Create the next trial of the search.
       int64_t index = s.row.next_index;
       nlohmann::json params = NextParams(s, index);
@@ -998,8 +1000,7 @@ void Scheduler::AddEstimate(const SweepState& s, v1::SweepSummary& out) {
 
 std::string Scheduler::WaitingReason(const SweepState& s) {
   if (s.row.state != "running") return "";
-  bool more = s.launch_stopped.empty() && (s.row.budget < 0 || s.row.next_index < s.row.budget);
-  if (s.queued.empty() && !more) return "";
+  if (s.queued.empty() && !CanCreateTrial(s)) return "";
   if (s.spec.max_concurrent > 0 && s.running >= s.spec.max_concurrent) {
     return absl::StrCat("max_concurrent (", s.spec.max_concurrent, ") reached");
   }

@@ -163,9 +163,13 @@ class Scheduler {
   absl::Status LoadHistory(SweepState& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double NowSeconds() const;
 
-  // False when no sweep has a trial that TryLease could hand out now, whatever the
-  // worker (none queued or left to create, or its max_concurrent reached); true
-  // may still find nothing (GPU placement). Writes nothing.
+  // Whether `s` may create its next trial (budget left, launching not stopped).
+  static bool CanCreateTrial(const SweepState& s);
+  // Whether `s` runs, is under its max_concurrent, and has a trial queued or to
+  // create: what TryLease needs of a sweep before GPU placement.
+  static bool HasTrialToHandOut(const SweepState& s);
+  // False when no sweep HasTrialToHandOut, whatever the worker; true may still
+  // find nothing (GPU placement). Writes nothing.
   bool MayHaveWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Finds a trial for `worker` and leases it; nullopt when none is runnable.
   absl::StatusOr<std::optional<v1::TrialAssignment>> TryLease(WorkerState& worker)
