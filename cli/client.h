@@ -25,9 +25,25 @@ struct ClientOptions {
   std::string address = DefaultSchedulerAddress();
   std::string token_file;  // --token-file, default $SWEEP_TOKEN_FILE
   std::string tls_ca;      // --tls-ca, default $SWEEP_TLS_CA
+  // --db: the read commands read this database file instead of asking a scheduler.
+  std::string db;
 };
 
-class SweepClient {
+// Where the read commands (status, trials, best, export, logs) get the record of
+// a sweep: a scheduler (SweepClient) or its database file (DbSource, cli/db_source.h).
+// Both answer with the same messages; errors are the scheduler's (NotFound for an
+// unknown sweep or trial, ...).
+class SweepSource {
+ public:
+  virtual ~SweepSource() = default;
+  virtual absl::StatusOr<v1::GetStatusResponse> Status(const std::string& sweep_id) = 0;
+  // `metric`: also fetch each trial's last value of that metric ("" for none).
+  virtual absl::StatusOr<v1::ListTrialsResponse> Trials(const std::string& sweep_id,
+                                                        const std::string& metric = "") = 0;
+  virtual absl::StatusOr<v1::GetTrialResponse> Trial(const std::string& trial_id) = 0;
+};
+
+class SweepClient : public SweepSource {
  public:
   SweepClient(std::string address, RpcSecurity security);
   // Reads the token and CA files of `o`. NotFound or InvalidArgument for an
@@ -35,12 +51,11 @@ class SweepClient {
   static absl::StatusOr<SweepClient> Connect(const ClientOptions& o);
 
   absl::StatusOr<v1::SubmitSweepResponse> Submit(const v1::SubmitSweepRequest& req);
-  absl::StatusOr<v1::GetStatusResponse> Status(const std::string& sweep_id);
-  // `metric`: also fetch each trial's last value of that metric ("" for none).
+  absl::StatusOr<v1::GetStatusResponse> Status(const std::string& sweep_id) override;
   absl::StatusOr<v1::ListTrialsResponse> Trials(const std::string& sweep_id,
-                                                const std::string& metric = "");
+                                                const std::string& metric = "") override;
   absl::StatusOr<v1::CancelSweepResponse> Cancel(const std::string& sweep_id);
-  absl::StatusOr<v1::GetTrialResponse> Trial(const std::string& trial_id);
+  absl::StatusOr<v1::GetTrialResponse> Trial(const std::string& trial_id) override;
 
  private:
   absl::Status Convert(const grpc::Status& st) const;

@@ -11,6 +11,7 @@
 #include "nlohmann/json.hpp"
 #include "absl/synchronization/notification.h"
 #include "cli/client.h"
+#include "cli/db_source.h"
 #include "cli/report.h"
 #include "common/status_util.h"
 #include "spdlog/spdlog.h"
@@ -129,9 +130,9 @@ int SubmitCommand(const ClientOptions& scheduler, const std::string& file, bool 
 }
 
 int StatusCommand(const ClientOptions& scheduler, const std::string& sweep_id, bool json) {
-  absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
+  absl::StatusOr<std::unique_ptr<SweepSource>> client = OpenSource(scheduler);
   if (!client.ok()) return Fail(client.status());
-  absl::StatusOr<v1::GetStatusResponse> resp = client->Status(sweep_id);
+  absl::StatusOr<v1::GetStatusResponse> resp = (*client)->Status(sweep_id);
   if (!resp.ok()) return Fail(resp.status());
   if (json) {
     nlohmann::json j = {{"sweeps", nlohmann::json::array()},
@@ -141,15 +142,21 @@ int StatusCommand(const ClientOptions& scheduler, const std::string& sweep_id, b
     PrintJson(j);
   } else {
     std::cout << FormatStatus(*resp, Now());
+    bool running = std::any_of(resp->sweeps().begin(), resp->sweeps().end(),
+                               [](const v1::SweepSummary& s) { return s.state() == "running"; });
+    if (!scheduler.db.empty() && running) {
+      std::cerr << "(read from " << scheduler.db << ": a running sweep's estimate and why its "
+                << "trials wait come from its scheduler; drop --db to ask it)\n";
+    }
   }
   return kExitOk;
 }
 
 int TrialsCommand(const ClientOptions& scheduler, const std::string& sweep_id,
                   const std::string& sort_metric, bool reverse, bool json) {
-  absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
+  absl::StatusOr<std::unique_ptr<SweepSource>> client = OpenSource(scheduler);
   if (!client.ok()) return Fail(client.status());
-  absl::StatusOr<v1::ListTrialsResponse> resp = client->Trials(sweep_id, sort_metric);
+  absl::StatusOr<v1::ListTrialsResponse> resp = (*client)->Trials(sweep_id, sort_metric);
   if (!resp.ok()) return Fail(resp.status());
   if (!sort_metric.empty()) {
     // Best first by the sweep's goal when sorting by its metric, else ascending.
@@ -177,10 +184,10 @@ int TrialsCommand(const ClientOptions& scheduler, const std::string& sweep_id,
 }
 
 int BestCommand(const ClientOptions& scheduler, const std::string& sweep_id, bool json) {
-  absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
+  absl::StatusOr<std::unique_ptr<SweepSource>> client = OpenSource(scheduler);
   if (!client.ok()) return Fail(client.status());
   // The scheduler ranks (with an index); fetch only the winner, whatever the size.
-  absl::StatusOr<v1::GetStatusResponse> status = client->Status(sweep_id);
+  absl::StatusOr<v1::GetStatusResponse> status = (*client)->Status(sweep_id);
   if (!status.ok()) return Fail(status.status());
   const v1::SweepSummary& sweep = status->sweeps(0);
   if (sweep.metric_name().empty()) {
@@ -193,7 +200,7 @@ int BestCommand(const ClientOptions& scheduler, const std::string& sweep_id, boo
                                                  " has reported ", sweep.metric_name(),
                                                  " yet")));
   }
-  absl::StatusOr<v1::GetTrialResponse> trial = client->Trial(sweep.best_trial());
+  absl::StatusOr<v1::GetTrialResponse> trial = (*client)->Trial(sweep.best_trial());
   if (!trial.ok()) return Fail(trial.status());
   const v1::TrialSummary& best = trial->trial();
   if (json) {
@@ -225,9 +232,9 @@ int CancelCommand(const ClientOptions& scheduler, const std::string& sweep_id) {
 
 int LogsCommand(const ClientOptions& scheduler, const std::string& trial_id,
                 bool stderr_only) {
-  absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
+  absl::StatusOr<std::unique_ptr<SweepSource>> client = OpenSource(scheduler);
   if (!client.ok()) return Fail(client.status());
-  absl::StatusOr<v1::GetTrialResponse> resp = client->Trial(trial_id);
+  absl::StatusOr<v1::GetTrialResponse> resp = (*client)->Trial(trial_id);
   if (!resp.ok()) return Fail(resp.status());
   const std::string& dir = resp->trial().trial_dir();
   auto show = [&](const char* name, const std::string& stored_tail) {
@@ -257,9 +264,9 @@ int ExportCommand(const ClientOptions& scheduler, const std::string& sweep_id,
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("--format: expected csv or json, got '", format, "'")));
   }
-  absl::StatusOr<SweepClient> client = SweepClient::Connect(scheduler);
+  absl::StatusOr<std::unique_ptr<SweepSource>> client = OpenSource(scheduler);
   if (!client.ok()) return Fail(client.status());
-  absl::StatusOr<v1::ListTrialsResponse> resp = client->Trials(sweep_id);
+  absl::StatusOr<v1::ListTrialsResponse> resp = (*client)->Trials(sweep_id);
   if (!resp.ok()) return Fail(resp.status());
   std::string text;
   if (format == "csv") {

@@ -96,6 +96,13 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   worker->add_option("--log-level", log_level)->capture_default_str();
 
+  // The read commands also read the database file itself.
+  auto add_db = [&](CLI::App* c) {
+    c->add_option("--db", scheduler.db,
+                  "read this SQLite database (sweep run's --db, the scheduler's) directly, "
+                  "read-only, instead of asking a scheduler; safe beside a running one");
+  };
+
   // Client commands.
   std::string file, sweep_id, trial_id, sort_metric, format = "csv", output;
   bool json = false, reverse = false, stderr_only = false;
@@ -110,16 +117,19 @@ int main(int argc, char** argv) {
   status->add_option("sweep", sweep_id, "one sweep's id");
   status->add_flag("--json", json, "print JSON");
   add_scheduler(status);
+  add_db(status);
   CLI::App* trials = app.add_subcommand("trials", "list a sweep's trials");
   trials->add_option("sweep", sweep_id)->required();
   trials->add_option("--sort", sort_metric, "sort by the last value of this metric");
   trials->add_flag("--reverse", reverse, "reverse the --sort order");
   trials->add_flag("--json", json, "print JSON");
   add_scheduler(trials);
+  add_db(trials);
   CLI::App* best = app.add_subcommand("best", "show a sweep's best trial");
   best->add_option("sweep", sweep_id)->required();
   best->add_flag("--json", json, "print JSON");
   add_scheduler(best);
+  add_db(best);
   CLI::App* cancel = app.add_subcommand("cancel", "cancel a sweep and stop its trials");
   cancel->add_option("sweep", sweep_id)->required();
   add_scheduler(cancel);
@@ -127,11 +137,13 @@ int main(int argc, char** argv) {
   logs->add_option("trial", trial_id)->required();
   logs->add_flag("--stderr", stderr_only, "only stderr");
   add_scheduler(logs);
+  add_db(logs);
   CLI::App* exp = app.add_subcommand("export", "export a sweep's trials");
   exp->add_option("sweep", sweep_id)->required();
   exp->add_option("--format", format, "csv or json")->capture_default_str();
   exp->add_option("-o,--output", output, "file to write (default stdout)");
   add_scheduler(exp);
+  add_db(exp);
   CLI::App* validate = app.add_subcommand("validate", "check a sweep spec");
   validate->add_option("file", file)->required();
   AddSlurmCommands(app, scheduler);  // `sweep slurm workers` (cli/slurm.h)

@@ -167,7 +167,7 @@ int RunCommand(const RunCommandOptions& o) {
               << FormatTrials(ranked, 10);
     if (ranked.trials_size() > 10) {
       std::cout << "... " << ranked.trials_size() - 10 << " more: sweep trials " << id
-                << " (with the scheduler on " << o.db << ")\n";
+                << " --db " << o.db << "\n";
     }
   }
   if (trials.ok()) {
@@ -175,8 +175,8 @@ int RunCommand(const RunCommandOptions& o) {
       if (t.state() != "failed") continue;
       std::cout << "\n" << summary.failed() << " trial(s) failed; the first, " << t.id()
                 << ": " << (t.message().empty() ? "no message" : t.message())
-                << "\n(see `sweep logs " << t.id() << "` with a scheduler on " << o.db
-                << ", or " << t.trial_dir() << ")\n";
+                << "\n(see `sweep logs " << t.id() << " --db " << o.db << "`, or "
+                << t.trial_dir() << ")\n";
       break;
     }
   }

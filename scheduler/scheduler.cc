@@ -50,36 +50,6 @@ absl::Status CheckPoints(const v1::ReportMetricsRequest& req) {
 
 }  // namespace
 
-v1::TrialSummary ToSummary(const TrialRow& t) {
-  v1::TrialSummary s;
-  s.set_id(t.id);
-  s.set_sweep_id(t.sweep_id);
-  s.set_state(t.state);
-  s.set_params_json(t.params_json);
-  s.set_worker(t.worker_id);
-  s.set_host(t.host);
-  s.set_gpu(t.gpu);
-  s.set_attempt(t.attempt);
-  s.set_started_at(t.started_at);
-  s.set_ended_at(t.ended_at);
-  s.set_has_exit(t.exit_code.has_value() || t.signal != 0);
-  s.set_exit_code(t.exit_code.value_or(0));
-  s.set_signal(t.signal);
-  s.set_has_final(t.final_metric.has_value());
-  s.set_final_value(t.final_metric.value_or(0));
-  s.set_has_best(t.best_metric.has_value());
-  s.set_best_value(t.best_metric.value_or(0));
-  s.set_message(t.message);
-  s.set_trial_dir(t.trial_dir);
-  nlohmann::json argv = nlohmann::json::parse(t.argv_json, nullptr, false);
-  if (argv.is_array()) {
-    for (const auto& a : argv) {
-      if (a.is_string()) s.add_argv(a.get<std::string>());
-    }
-  }
-  return s;
-}
-
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Store* store, Clock* clock,
                                                              SchedulerOptions options) {
   std::unique_ptr<Scheduler> s(new Scheduler(store, clock, options));
@@ -239,6 +209,7 @@ absl::Status Scheduler::Rebuild(bool load_workers) {
       WorkerState& ws = workers_[w.id];
       ws.row = std::move(w);
       ws.last_seen = now;
+      ws.message = ws.row.message;
     }
   }
   SWEEP_RETURN_IF_ERROR(RestoreHeldGpus());
@@ -392,7 +363,7 @@ absl::StatusOr<v1::LeaseTrialResponse> Scheduler::LeaseTrial(
 }
 
 bool Scheduler::CanCreateTrial(const SweepState& s) {
-  return s.launch_stopped.empty() && (s.row.budget < 0 || s.row.next_index < s.row.budget);
+  return s.row.launch_stopped.empty() && (s.row.budget < 0 || s.row.next_index < s.row.budget);
 }
 
 bool Scheduler::HasTrialToHandOut(const SweepState& s) {
@@ -793,14 +764,14 @@ absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrialLocked(const v1::F
 void Scheduler::MaybeFinishSweep(SweepState& s) {
   if (s.row.state != "running") return;
   bool all_created = s.row.budget >= 0 && s.row.next_index >= s.row.budget;
-  if (!(all_created || !s.launch_stopped.empty()) || s.running > 0 || !s.queued.empty()) {
+  if (!(all_created || !s.row.launch_stopped.empty()) || s.running > 0 || !s.queued.empty()) {
     return;
   }
   s.row.state = "finished";
   s.row.finished_at = NowSeconds();
-  s.row.end_reason = s.launch_stopped.empty()
+  s.row.end_reason = s.row.launch_stopped.empty()
                          ? absl::StrCat("all ", s.row.budget, " trials ended")
-                         : absl::StrCat(s.launch_stopped, " after ", s.row.next_index,
+                         : absl::StrCat(s.row.launch_stopped, " after ", s.row.next_index,
                                         " trials");
   absl::Status st = store_->UpdateSweep(s.row);
   if (!st.ok()) {
@@ -813,8 +784,12 @@ void Scheduler::MaybeFinishSweep(SweepState& s) {
 }
 
 void Scheduler::StopLaunching(SweepState& s, const std::string& why) {
-  if (!s.launch_stopped.empty() || s.row.state != "running") return;
-  s.launch_stopped = why;
+  if (!s.row.launch_stopped.empty() || s.row.state != "running") return;
+  s.row.launch_stopped = why;
+  if (absl::Status st = store_->UpdateSweep(s.row); !st.ok()) {
+    spdlog::warn("could not save sweep {}: {}", s.row.id, std::string(st.message()));
+    write_error_.Update(st);
+  }
   Event("sweep_budget", s.row.id, "", "", why);
   spdlog::info("sweep {}: no new trials: {}", s.row.id, why);
   MaybeFinishSweep(s);
@@ -884,50 +859,41 @@ absl::StatusOr<v1::SubmitSweepResponse> Scheduler::SubmitSweepLocked(
   return resp;
 }
 
-absl::StatusOr<v1::SweepSummary> Scheduler::Summarize(const SweepRow& stored) {
-  const SweepRow& row = sweeps_.count(stored.id) ? sweeps_.at(stored.id).row : stored;
-  v1::SweepSummary s;
-  s.set_id(row.id);
-  s.set_name(row.name);
-  s.set_state(row.state);
-  s.set_method(row.method);
-  s.set_metric_name(row.metric_name);
-  s.set_metric_goal(row.metric_goal);
-  s.set_budget(row.budget);
-  s.set_created_at(row.created_at);
-  s.set_finished_at(row.finished_at);
-  s.set_end_reason(row.end_reason);
-  const SweepState* live = sweeps_.count(row.id) ? &sweeps_.at(row.id) : nullptr;
-  if (live) {
-    s.set_waiting(WaitingReason(*live));
-    s.set_launch_stopped(live->launch_stopped);
-    if (row.state == "running") AddEstimate(*live, s);
+// What the scheduler adds to the records of its database (scheduler/read_model.h).
+class Scheduler::Live : public LiveView {
+ public:
+  explicit Live(Scheduler* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) : s_(s) {}
+  void AddToSweep(v1::SweepSummary& out) override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    auto it = s_->sweeps_.find(out.id());
+    if (it == s_->sweeps_.end()) return;
+    out.set_waiting(s_->WaitingReason(it->second));
+    if (it->second.row.state == "running") s_->AddEstimate(it->second, out);
   }
-  SWEEP_ASSIGN_OR_RETURN(auto counts, store_->CountTrials(row.id));
-  SWEEP_ASSIGN_OR_RETURN(auto gpu_notes, store_->CountGpuNotes(row.id));
-  s.set_no_gpu_activity(gpu_notes["no_gpu_activity"]);
-  s.set_oom(gpu_notes["oom"]);
-  int64_t unstarted = row.state == "running" && row.budget >= 0 &&
-                              !(live && !live->launch_stopped.empty())
-                          ? row.budget - row.next_index
-                          : 0;
-  s.set_queued(counts["queued"] + unstarted);
-  s.set_running(counts["running"]);
-  s.set_completed(counts["completed"]);
-  s.set_failed(counts["failed"]);
-  s.set_stopped(counts["stopped"]);
-  s.set_cancelled(counts["cancelled"]);
-  if (!row.metric_name.empty()) {
-    SWEEP_ASSIGN_OR_RETURN(auto best,
-                           store_->BestTrial(row.id, row.metric_goal == "maximize"));
-    if (best) {
-      s.set_has_best(true);
-      s.set_best_trial(best->first);
-      s.set_best_value(best->second);
+  void AddToTrial(v1::TrialSummary& out) override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    s_->AddLiveGpuUsage(out);
+  }
+  void AddWorkers(v1::GetStatusResponse& resp) override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (const auto& [id, w] : s_->workers_) {
+      if (w.row.state == "lost") continue;
+      v1::WorkerSummary* ws = resp.add_workers();
+      ws->set_id(id);
+      ws->set_host(w.row.host);
+      if (w.row.has_gpu) {
+        ws->mutable_gpu()->set_index(w.row.gpu_index);
+        ws->mutable_gpu()->set_uuid(w.row.gpu_uuid);
+        ws->mutable_gpu()->set_name(w.row.gpu_name);
+        ws->mutable_gpu()->set_memory_mib(w.row.gpu_memory_mib);
+      }
+      ws->set_state(w.row.state);
+      ws->set_trial_id(w.row.trial_id);
+      ws->set_last_heartbeat(ToUnixSecondsDouble(w.last_seen));
+      ws->set_message(w.message);
     }
   }
-  return s;
-}
+
+ private:
+  Scheduler* const s_;
+};
 
 Scheduler::SlotCount Scheduler::CountSlots(const SweepState& s) const {
   // CPU slots run one trial each; GPU slots as many as fit on their GPUs
@@ -969,7 +935,7 @@ void Scheduler::AddEstimate(const SweepState& s, v1::SweepSummary& out) {
                                       .last_step = t.last_step,
                                       .total_steps = ExpectedSteps(s.spec, t.row.params_json)});
   }
-  bool more = s.launch_stopped.empty();
+  bool more = s.row.launch_stopped.empty();
   in.unbounded = more && s.row.budget < 0;
   if (more && s.row.budget >= 0) in.unstarted += s.row.budget - s.row.next_index;
   SlotCount slots = CountSlots(s);
@@ -1024,58 +990,15 @@ std::string Scheduler::WaitingReason(const SweepState& s) {
 
 absl::StatusOr<v1::GetStatusResponse> Scheduler::GetStatus(const v1::GetStatusRequest& req) {
   absl::MutexLock lock(&mu_);
-  v1::GetStatusResponse resp;
-  if (!req.sweep_id().empty()) {
-    SWEEP_ASSIGN_OR_RETURN(SweepRow row, store_->LoadSweep(req.sweep_id()));
-    SWEEP_ASSIGN_OR_RETURN(*resp.add_sweeps(), Summarize(row));
-  } else {
-    SWEEP_ASSIGN_OR_RETURN(std::vector<SweepRow> rows, store_->LoadSweeps());
-    for (const SweepRow& row : rows) {
-      SWEEP_ASSIGN_OR_RETURN(*resp.add_sweeps(), Summarize(row));
-    }
-  }
-  for (const auto& [id, w] : workers_) {
-    if (w.row.state == "lost") continue;
-    v1::WorkerSummary* ws = resp.add_workers();
-    ws->set_id(id);
-    ws->set_host(w.row.host);
-    if (w.row.has_gpu) {
-      ws->mutable_gpu()->set_index(w.row.gpu_index);
-      ws->mutable_gpu()->set_uuid(w.row.gpu_uuid);
-      ws->mutable_gpu()->set_name(w.row.gpu_name);
-      ws->mutable_gpu()->set_memory_mib(w.row.gpu_memory_mib);
-    }
-    ws->set_state(w.row.state);
-    ws->set_trial_id(w.row.trial_id);
-    ws->set_last_heartbeat(ToUnixSecondsDouble(w.last_seen));
-    ws->set_message(w.message);
-  }
-  return resp;
+  Live live(this);
+  return SweepRecords(store_, &live).Status(req.sweep_id(), NowSeconds());
 }
 
 absl::StatusOr<v1::ListTrialsResponse> Scheduler::ListTrials(
     const v1::ListTrialsRequest& req) {
   absl::MutexLock lock(&mu_);
-  SWEEP_ASSIGN_OR_RETURN(SweepRow row, store_->LoadSweep(req.sweep_id()));
-  v1::ListTrialsResponse resp;
-  SWEEP_ASSIGN_OR_RETURN(*resp.mutable_sweep(), Summarize(row));
-  SWEEP_ASSIGN_OR_RETURN(std::vector<TrialRow> trials, store_->LoadTrials(req.sweep_id()));
-  std::map<std::string, double> values;
-  if (!req.metric().empty()) {
-    SWEEP_ASSIGN_OR_RETURN(values, store_->LastValues(req.sweep_id(), req.metric()));
-  }
-  SWEEP_ASSIGN_OR_RETURN(auto gpu_rows, store_->LoadTrialGpu(req.sweep_id()));
-  for (const TrialRow& t : trials) {
-    v1::TrialSummary* s = resp.add_trials();
-    *s = ToSummary(t);
-    auto g = gpu_rows.find(t.id);
-    AddGpuSummary(g == gpu_rows.end() ? nullptr : &g->second, *s);
-    if (auto it = values.find(t.id); it != values.end()) {
-      s->set_has_metric_value(true);
-      s->set_metric_value(it->second);
-    }
-  }
-  return resp;
+  Live live(this);
+  return SweepRecords(store_, &live).Trials(req.sweep_id(), req.metric());
 }
 
 absl::StatusOr<v1::CancelSweepResponse> Scheduler::CancelSweep(
@@ -1125,14 +1048,8 @@ absl::StatusOr<v1::CancelSweepResponse> Scheduler::CancelSweepLocked(const v1::C
 
 absl::StatusOr<v1::GetTrialResponse> Scheduler::GetTrial(const v1::GetTrialRequest& req) {
   absl::MutexLock lock(&mu_);
-  SWEEP_ASSIGN_OR_RETURN(TrialRow row, store_->LoadTrial(req.trial_id()));
-  v1::GetTrialResponse resp;
-  *resp.mutable_trial() = ToSummary(row);
-  absl::StatusOr<TrialGpuRow> gpu_row = store_->LoadOneTrialGpu(row.id);
-  AddGpuSummary(gpu_row.ok() ? &*gpu_row : nullptr, *resp.mutable_trial());
-  resp.set_stdout_tail(row.stdout_tail);
-  resp.set_stderr_tail(row.stderr_tail);
-  return resp;
+  Live live(this);
+  return SweepRecords(store_, &live).Trial(req.trial_id());
 }
 
 // ---------------------------------------------------------------- housekeeping

@@ -34,6 +34,7 @@
 #include "scheduler/early_stopping.h"
 #include "scheduler/estimate.h"
 #include "scheduler/placement.h"
+#include "scheduler/read_model.h"
 #include "scheduler/store.h"
 #include "scheduler/trial_state.h"
 #include "sweep/v1/sweep.pb.h"
@@ -103,9 +104,6 @@ class Scheduler {
     int64_t running = 0;
     int64_t failed = 0;
     std::deque<std::string> queued;  // ids of re-queued trials, oldest first
-    // Set once a budget ends the launching of new trials (max_failed_trials,
-    // max_duration, metric.target): says which.
-    std::string launch_stopped;
     std::unique_ptr<EarlyStopper> stopper;   // null without early_terminate
     std::vector<spec::Observation> history;  // ended trials, for the samplers
     DurationStats durations;                 // ended trials, for the estimates
@@ -228,10 +226,8 @@ class Scheduler {
   void RecordGpuUsage(const ActiveTrial& t, const v1::TrialGpuUsage& usage,
                       const std::string& failure_kind, bool final)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Fills the GPU fields of a trial summary from `row` and, for a running trial,
-  // from its last heartbeat.
-  void AddGpuSummary(const TrialGpuRow* row, v1::TrialSummary& out) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds the telemetry of a running trial's last heartbeat to its summary.
+  void AddLiveGpuUsage(v1::TrialSummary& out) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // SubmitSweep with dry_run: the budget, warnings and placement verdict of
   // `spec` on the connected workers; stores nothing.
   v1::SubmitSweepResponse DryRun(const spec::SweepSpec& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -247,8 +243,7 @@ class Scheduler {
   void Event(const std::string& kind, const std::string& sweep, const std::string& trial,
              const std::string& worker, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<v1::SweepSummary> Summarize(const SweepRow& row)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  class Live;  // the LiveView of the read model (scheduler/read_model.h)
 
   Store* const store_;
   Clock* const clock_;
@@ -291,9 +286,6 @@ class Scheduler {
   std::map<std::string, std::pair<int64_t, v1::TrialGpuUsage>> live_usage_
       ABSL_GUARDED_BY(mu_);
 };
-
-// Converts a trial row to its wire form.
-v1::TrialSummary ToSummary(const TrialRow& t);
 
 }  // namespace sweep
 

@@ -147,21 +147,7 @@ void Scheduler::RecordGpuUsage(const ActiveTrial& t, const v1::TrialGpuUsage& us
   }
 }
 
-void Scheduler::AddGpuSummary(const TrialGpuRow* row, v1::TrialSummary& out) const {
-  if (row != nullptr) {
-    out.set_gpu_flag(row->gpu_flag);
-    out.set_failure_kind(row->failure_kind);
-    for (absl::string_view g : absl::StrSplit(row->gpus, ',', absl::SkipEmpty())) {
-      int index = 0;
-      if (absl::SimpleAtoi(g, &index)) out.add_gpus(index);
-    }
-    if (row->energy_joules || row->peak_memory_mib) {
-      out.set_has_gpu_usage(true);
-      out.set_peak_gpu_memory_mib(row->peak_memory_mib.value_or(0));
-      out.set_energy_joules(row->energy_joules.value_or(0));
-      out.set_gpu_utilization(row->utilization.value_or(0));
-    }
-  }
+void Scheduler::AddLiveGpuUsage(v1::TrialSummary& out) const {
   if (out.state() != "running") return;
   auto live = live_usage_.find(out.id());
   auto t = active_.find(out.id());

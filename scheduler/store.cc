@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <filesystem>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -117,6 +118,12 @@ ALTER TABLE trials ADD COLUMN energy_joules REAL;
 ALTER TABLE trials ADD COLUMN gpu_utilization REAL;
 ALTER TABLE workers ADD COLUMN message TEXT NOT NULL DEFAULT '';
 CREATE INDEX trials_gpu_notes ON trials(sweep_id) WHERE gpu_flag <> '' OR failure_kind <> '';
+)sql",
+    // 5: why a running sweep launches no new trials (a budget such as
+    // max_failed_trials, max_duration or metric.target ended it), so that a reader of
+    // the file alone sees what the scheduler sees.
+    R"sql(
+ALTER TABLE sweeps ADD COLUMN launch_stopped TEXT NOT NULL DEFAULT '';
 )sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -242,7 +249,7 @@ class Stmt {
 
 constexpr const char* kSweepColumns =
     "id, name, spec_yaml, file_name, working_dir, method, metric_name, metric_goal, "
-    "seed, budget, next_index, state, created_at, finished_at, end_reason";
+    "seed, budget, next_index, state, created_at, finished_at, end_reason, launch_stopped";
 
 SweepRow ReadSweep(const Stmt& s) {
   SweepRow r;
@@ -261,6 +268,7 @@ SweepRow ReadSweep(const Stmt& s) {
   r.created_at = s.Real(12);
   r.finished_at = s.Real(13);
   r.end_reason = s.Text(14);
+  r.launch_stopped = s.Text(15);
   return r;
 }
 
@@ -326,6 +334,47 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   SWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys=ON"));
   if (absl::Status st = store->Migrate(); !st.ok()) {
     return absl::Status(st.code(), absl::StrCat(path, ": ", st.message()));
+  }
+  return store;
+}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::OpenReadOnly(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat("no database at ", path,
+                                            " (--db names the file `sweep run` or "
+                                            "`sweep scheduler` wrote)"));
+  }
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = absl::StrCat("cannot open database ", path, ": ",
+                                   db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    return absl::UnavailableError(msg);
+  }
+  // A reader waits out the scheduler's short write locks (WAL recovery, a restart
+  // of the log) instead of failing.
+  sqlite3_busy_timeout(db, 5000);
+  std::unique_ptr<Store> store(new Store(db));
+  store->read_only_ = true;
+  int64_t version = 0;
+  {
+    Stmt s(db, "SELECT MAX(version) FROM schema_version");
+    if (s.Next() && !s.IsNull(0)) version = s.Int(0);
+    if (!s.status().ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, " is not a sweep database (", s.status().message(), ")"));
+    }
+  }
+  if (version != kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has schema version ", version, "; this sweep reads version ",
+        kSchemaVersion,
+        version < kSchemaVersion
+            ? ": start `sweep scheduler --db FILE` on it once to upgrade it"
+            : ": use a newer sweep"));
   }
   return store;
 }
@@ -500,7 +549,9 @@ absl::Status Store::InTransaction(const std::function<absl::Status()>& body) {
     return st;
   }
   absl::MutexLock no_checkpoint(&writes_);
-  SWEEP_RETURN_IF_ERROR(ExecCached("BEGIN IMMEDIATE"));
+  // A reader's transaction is a snapshot: it takes no lock that could hold off the
+  // scheduler's writes.
+  SWEEP_RETURN_IF_ERROR(ExecCached(read_only_ ? "BEGIN" : "BEGIN IMMEDIATE"));
   txn_depth_ = 1;
   absl::Status st = body();
   txn_depth_ = 0;
@@ -516,21 +567,22 @@ absl::Status Store::InTransaction(const std::function<absl::Status()>& body) {
 
 absl::Status Store::InsertSweep(const SweepRow& s) {
   return Stmt(db_, *cache_, absl::StrCat("INSERT INTO sweeps (", kSweepColumns,
-                                ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                                ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
                        .c_str())
       .Bind(s.id).Bind(s.name).Bind(s.spec_yaml).Bind(s.file_name).Bind(s.working_dir)
       .Bind(s.method).Bind(s.metric_name).Bind(s.metric_goal)
       .Bind(static_cast<int64_t>(s.seed)).Bind(s.budget).Bind(s.next_index).Bind(s.state)
       .Bind(s.created_at).BindNullIf(s.finished_at == 0, s.finished_at).Bind(s.end_reason)
+      .Bind(s.launch_stopped)
       .Run();
 }
 
 absl::Status Store::UpdateSweep(const SweepRow& s) {
   return Stmt(db_, *cache_,
-              "UPDATE sweeps SET state=?, next_index=?, finished_at=?, end_reason=? "
-              "WHERE id=?")
+              "UPDATE sweeps SET state=?, next_index=?, finished_at=?, end_reason=?, "
+              "launch_stopped=? WHERE id=?")
       .Bind(s.state).Bind(s.next_index).BindNullIf(s.finished_at == 0, s.finished_at)
-      .Bind(s.end_reason).Bind(s.id)
+      .Bind(s.end_reason).Bind(s.launch_stopped).Bind(s.id)
       .Run();
 }
 
@@ -656,7 +708,7 @@ absl::StatusOr<std::vector<MetricRow>> Store::LoadMetrics(const std::string& tri
 absl::StatusOr<std::vector<WorkerRow>> Store::LoadWorkers() {
   Stmt s(db_,
          "SELECT id, host, pid, slot, gpu_index, gpu_uuid, gpu_name, gpu_memory_mib, "
-         "state, registered_at, last_heartbeat, trial_id FROM workers ORDER BY rowid");
+         "state, registered_at, last_heartbeat, trial_id, message FROM workers ORDER BY rowid");
   return ReadAll<WorkerRow>(s, [](const Stmt& s) {
     WorkerRow w;
     w.id = s.Text(0);
@@ -672,6 +724,7 @@ absl::StatusOr<std::vector<WorkerRow>> Store::LoadWorkers() {
     w.registered_at = s.Real(9);
     w.last_heartbeat = s.Real(10);
     w.trial_id = s.Text(11);
+    w.message = s.Text(12);
     return w;
   });
 }

@@ -46,6 +46,8 @@ struct SweepRow {
   double created_at = 0;
   double finished_at = 0;   // 0 while running
   std::string end_reason;
+  // Why a running sweep creates no new trials (a budget ended the launching), or "".
+  std::string launch_stopped;
 };
 
 struct TrialRow {
@@ -97,6 +99,7 @@ struct WorkerRow {
   double registered_at = 0;
   double last_heartbeat = 0;
   std::string trial_id;
+  std::string message;  // what it last said about its GPU; read only (UpdateWorkerMessage)
 };
 
 // A trial's GPU placement, outcome and telemetry (docs/schema.md, migration 4),
@@ -118,6 +121,14 @@ class Store {
   // migrations. Returns Unavailable when the file cannot be opened or is locked,
   // FailedPrecondition when it was written by a newer sweep (unknown schema version).
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+  // Opens an existing database for reading only, safe beside a running scheduler
+  // (WAL: the reader sees the last committed state and never blocks the writer).
+  // InTransaction() then reads one consistent snapshot; every write fails.
+  // NotFound when there is no such file, InvalidArgument when it is not a sweep
+  // database, FailedPrecondition when its schema version is not this sweep's (an
+  // older file is upgraded by opening it once with Open()), Unavailable when it
+  // cannot be opened.
+  static absl::StatusOr<std::unique_ptr<Store>> OpenReadOnly(const std::string& path);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -209,6 +220,7 @@ class Store {
   sqlite3* db_;
   std::unique_ptr<StmtCache> cache_;
   int txn_depth_ = 0;
+  bool read_only_ = false;  // opened by OpenReadOnly()
   // Held by an outermost transaction, and by the checkpointer for its last copy.
   absl::Mutex writes_;
   std::unique_ptr<Checkpointer> checkpointer_;  // stopped before db_ closes

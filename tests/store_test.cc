@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "common/status_util.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
 
@@ -119,12 +120,64 @@ TEST(StoreTest, DatabaseFromANewerSweepIsRefused) {
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(StoreTest, ReadOnlyStoreReadsWhatTheWriterCommittedAndCannotWrite) {
+  TempDir dir;
+  auto writer = *Store::Open(dir / "s.db");
+  SweepRow s;
+  s.id = "abcd1234";
+  s.name = "lr";
+  s.budget = 3;
+  s.launch_stopped = "max_failed_trials (2) reached";
+  ASSERT_TRUE(writer->InsertSweep(s).ok());
+
+  auto reader = Store::OpenReadOnly(dir / "s.db");
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  absl::StatusOr<SweepRow> read = (*reader)->LoadSweep("abcd1234");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->launch_stopped, "max_failed_trials (2) reached");
+  // Its transaction is a snapshot beside the writer's commits.
+  absl::Status st = (*reader)->InTransaction([&]() -> absl::Status {
+    EXPECT_EQ((*reader)->LoadSweep("abcd1234")->state, "running");  // the snapshot starts
+    s.state = "finished";
+    EXPECT_TRUE(writer->UpdateSweep(s).ok());  // the writer is not held off
+    EXPECT_EQ((*reader)->LoadSweep("abcd1234")->state, "running");
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(st.ok()) << st;
+  EXPECT_EQ((*reader)->LoadSweep("abcd1234")->state, "finished");
+  EXPECT_FALSE((*reader)->UpdateSweep(s).ok());
+}
+
+TEST(StoreTest, ReadOnlyOpenNamesAMissingFileAFileOfAnotherKindAndAnOlderSchema) {
+  TempDir dir;
+  auto missing = Store::OpenReadOnly(dir / "none.db");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), ::testing::HasSubstr("none.db"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "none.db")) << "a reader creates nothing";
+
+  testing::WriteFile(dir / "notes.txt", "not a database at all, just some text that is long enough\n");
+  auto text = Store::OpenReadOnly(dir / "notes.txt");
+  EXPECT_EQ(text.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(text.status().message()), ::testing::HasSubstr("not a sweep database"));
+
+  { auto store = *Store::Open(dir / "s.db"); }
+  {
+    sqlite3* db;
+    sqlite3_open((dir / "s.db").c_str(), &db);
+    sqlite3_exec(db, "DELETE FROM schema_version WHERE version = 5", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+  auto older = Store::OpenReadOnly(dir / "s.db");
+  EXPECT_EQ(older.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(older.status().message()), ::testing::HasSubstr("upgrade"));
+}
+
 TEST(StoreTest, SchemaIsWalAndVersioned) {
   TempDir dir;
   { auto store = *Store::Open(dir / "s.db"); }
   Db db(dir / "s.db");
   EXPECT_EQ(db.Value("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(db.Value("SELECT MAX(version) FROM schema_version"), "4");
+  EXPECT_EQ(db.Value("SELECT MAX(version) FROM schema_version"), "5");
   EXPECT_EQ(db.Value("SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name IN "
                      "('sweeps','trials','metrics','workers','events')"),
             "5");
