@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Configures and builds sweep into build/ (or $BUILD_DIR) with Ninja, two jobs.
+#   bash scripts/build.sh [-DOPTION=VALUE ...]   everything, tests included
+#   TARGETS="sweep sweep-train" bash scripts/build.sh -DSWEEP_BUILD_TESTS=OFF
+#                                                only those targets (the main job)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Let ccache share results between clones in other directories (CI builds a fresh
@@ -7,6 +10,10 @@ cd "$(dirname "$0")/.."
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 build_dir=${BUILD_DIR:-build}
 build_type=${BUILD_TYPE:-RelWithDebInfo}
+# Tests are on unless an argument turns them off: a build/ that the main job
+# configured without them gets them back here.
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
-  -DSWEEP_BUILD_TRAINER=ON "$@" >/dev/null
-cmake --build "$build_dir" -j "${JOBS:-2}"
+  -DSWEEP_BUILD_TRAINER=ON -DSWEEP_BUILD_TESTS=ON "$@" >/dev/null
+targets=()
+for t in ${TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build_dir" -j "${JOBS:-2}" "${targets[@]}"
