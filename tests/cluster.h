@@ -24,8 +24,11 @@ class Cluster {
   std::string db() const { return dir_ / "sweeps.db"; }
   const std::string& address() const { return address_; }
 
-  // Starts the scheduler on `listen` (default: a free loopback port).
-  void StartScheduler(double lease_timeout = 2, double heartbeat = 0.2,
+  // Starts the scheduler on `listen` (default: a free loopback port). The default
+  // lease (30 s) outlasts any stall of a loaded machine, so that no lease of a live
+  // worker expires; a test that needs a dead worker's lease to expire passes a
+  // shorter one.
+  void StartScheduler(double lease_timeout = 30, double heartbeat = 0.2,
                       const std::string& listen = "127.0.0.1:0") {
     lease_timeout_ = lease_timeout;
     heartbeat_ = heartbeat;
@@ -124,7 +127,7 @@ class Cluster {
  private:
   TempDir dir_;
   std::optional<ChildProcess> scheduler_;
-  double lease_timeout_ = 2, heartbeat_ = 0.2;
+  double lease_timeout_ = 30, heartbeat_ = 0.2;
   std::vector<ChildProcess> workers_;
   std::string address_;
 };
@@ -141,6 +144,20 @@ inline std::map<std::string, std::string> ReadSeen(const std::string& path) {
 }
 
 inline std::string TrialScript() { return SourceDir() + "/tests/data/trial.sh"; }
+
+// The spec's `command` for TrialScript(), holding every trial at `gate` (see
+// trial.sh --gate) when that is not empty.
+inline std::string TrialCommand(const std::string& gate = "") {
+  return gate.empty() ? R"(["/bin/sh", "${program}", "${args}"])"
+                      : absl::StrCat(R"(["/bin/sh", "${program}", "--gate=)", gate,
+                                     R"(", "${args}"])");
+}
+
+// The number of the sweep's trials in `state`.
+inline int CountTrials(Db& db, const std::string& sweep, const std::string& state) {
+  return std::stoi(db.Value("SELECT COUNT(*) FROM trials WHERE sweep_id='" + sweep +
+                            "' AND state='" + state + "'"));
+}
 
 }  // namespace sweep::testing
 

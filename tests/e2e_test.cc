@@ -14,12 +14,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// A grid of trial.sh trials; each holds at `gate` (trial.sh --gate) when given.
 std::string GridSpec(const std::string& x_values, const std::string& y_values,
-                     double sleep_s) {
+                     double sleep_s, const std::string& gate = "") {
   return absl::StrCat(R"(
 name: e2e
 program: )", TrialScript(), R"(
-command: ["/bin/sh", "${program}", "${args}"]
+command: )", TrialCommand(gate), R"(
 method: grid
 metric: {name: score, goal: maximize}
 parameters:
@@ -38,11 +39,18 @@ TEST(EndToEndTest, TwelveTrialsOnTwoWorkersEachRunOnceWithEveryMetricStored) {
   c.StartScheduler();
   c.StartWorker(2);
   c.StartWorker(2);
-  std::string sweep = c.Submit(GridSpec("[1, 2, 3, 4]", "[1, 2, 3]", 0.2));
+  const std::string gate = c.dir() / "go";
+  std::string sweep = c.Submit(GridSpec("[1, 2, 3, 4]", "[1, 2, 3]", 0, gate));
   ASSERT_EQ(sweep.size(), 8u);
-  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(60))) << c.Logs();
-
   Db db(c.db());
+  // The trials hold at the gate until all four slots run one, however late a worker
+  // came up; then they run through.
+  ASSERT_TRUE(WaitFor([&] { return CountTrials(db, sweep, "running") == 4; },
+                      absl::Seconds(60)))
+      << c.Logs();
+  WriteFile(gate, "");
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(120))) << c.Logs();
+
   EXPECT_EQ(db.Value("SELECT state FROM sweeps WHERE id='" + sweep + "'"), "finished");
   auto trials = db.Query(
       "SELECT id, state, attempt, params, final_metric, worker, trial_dir, exit_code "
@@ -107,9 +115,12 @@ TEST(EndToEndTest, TwelveTrialsOnTwoWorkersEachRunOnceWithEveryMetricStored) {
 
 TEST(EndToEndTest, TrialOfAWorkerKilledMidTrialIsRequeuedAndCompletesOnAnother) {
   Cluster c;
-  c.StartScheduler(/*lease_timeout=*/2);
+  // The lease of the killed worker must expire for the trial to come back.
+  c.StartScheduler(/*lease_timeout=*/5);
   size_t doomed = c.StartWorker(1);
-  std::string sweep = c.Submit(GridSpec("[1]", "[1]", 2.0));
+  // The first attempt holds at the gate until its worker is gone.
+  const std::string gate = c.dir() / "go";
+  std::string sweep = c.Submit(GridSpec("[1]", "[1]", 0, gate));
   Db db(c.db());
   // Wait until the trial process is up.
   std::string seen_path;
@@ -127,12 +138,13 @@ TEST(EndToEndTest, TrialOfAWorkerKilledMidTrialIsRequeuedAndCompletesOnAnother) 
   pid_t trial_pid = std::stoi(ReadSeen(seen_path)["PID"]);
   ASSERT_TRUE(Alive(trial_pid));
   c.worker(doomed).Signal(SIGKILL);
-  c.worker(doomed).Wait(absl::Seconds(5));
-  EXPECT_TRUE(WaitFor([&] { return !Alive(trial_pid); }, absl::Seconds(5)))
+  ASSERT_TRUE(c.worker(doomed).Wait(absl::Seconds(60)));
+  EXPECT_TRUE(WaitFor([&] { return !Alive(trial_pid); }, absl::Seconds(60)))
       << "the trial must die with its worker";
 
+  WriteFile(gate, "");  // the second attempt runs through
   c.StartWorker(1);
-  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(60))) << c.Logs();
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(120))) << c.Logs();
   auto t = db.Query("SELECT state, attempt, worker, trial_dir FROM trials WHERE sweep_id='" +
                     sweep + "'");
   ASSERT_EQ(t.size(), 1u);
@@ -149,7 +161,8 @@ TEST(EndToEndTest, CancelMidSweepLeavesNoTrialProcessRunning) {
   Cluster c;
   c.StartScheduler();
   c.StartWorker(2);
-  std::string sweep = c.Submit(GridSpec("[1, 2, 3]", "[1, 2, 3]", 30));
+  // The trials hold at a gate that never opens: only the cancel ends them.
+  std::string sweep = c.Submit(GridSpec("[1, 2, 3]", "[1, 2, 3]", 0, c.dir() / "go"));
   std::vector<std::string> seen_files;
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -162,19 +175,23 @@ TEST(EndToEndTest, CancelMidSweepLeavesNoTrialProcessRunning) {
         }
         return seen_files.size() == 2;
       },
-      absl::Seconds(20)))
+      absl::Seconds(60)))
       << c.Logs();
   std::vector<pid_t> pids;
   for (const auto& f : seen_files) pids.push_back(std::stoi(ReadSeen(f)["PID"]));
+  Db db(c.db());
+  // Both trials' three lines are stored before the cancel, which must keep them.
+  ASSERT_TRUE(WaitFor([&] { return db.Value("SELECT COUNT(*) FROM metrics") == "6"; },
+                      absl::Seconds(60)))
+      << c.Logs();
 
   CommandResult r = c.Sweep({"cancel", sweep});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("7 queued trials dropped, 2 running trials told to stop"));
-  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(20))) << c.Logs();
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(60))) << c.Logs();
   for (pid_t pid : pids) {
-    EXPECT_TRUE(WaitFor([&] { return !Alive(pid); }, absl::Seconds(5))) << pid;
+    EXPECT_TRUE(WaitFor([&] { return !Alive(pid); }, absl::Seconds(60))) << pid;
   }
-  Db db(c.db());
   EXPECT_EQ(db.Value("SELECT state FROM sweeps WHERE id='" + sweep + "'"), "cancelled");
   EXPECT_EQ(db.Value("SELECT COUNT(*) FROM trials WHERE state='cancelled'"), "2");
   // Their metrics up to the stop are kept.
@@ -224,17 +241,24 @@ TEST(EndToEndTest, EarlyStoppedTrialsProcessesAreGoneAndTheirMetricsKept) {
   Cluster c;
   c.StartScheduler();
   c.StartWorker(1);  // one slot: trials run in order, so the decisions are known
+  // Trials x=5 and x=6 are worse than the median at rung 1 (step 1): they hold after
+  // step 1 (their gates never open) until the stop order comes, however late. The
+  // others are let through.
+  const std::string gates = c.dir() / "gates";
+  std::filesystem::create_directories(gates);
+  WriteFile(gates + "/go-1", "");
+  WriteFile(gates + "/go-0.5", "");
   std::string sweep = c.Submit(absl::StrCat("program: ", SourceDir(), R"(/tests/data/curve.sh
-command: ["/bin/sh", "${program}", "${args}"]
+command: ["/bin/sh", "${program}", "--gate_dir=)", gates, R"(", "${args}"]
 method: grid
 metric: {name: loss, goal: minimize}
 early_terminate: {type: asha, min_iter: 1, max_iter: 8, eta: 2}
 parameters:
   x: {values: [1, 5, 0.5, 6]}
   steps: {value: 8}
-  pause: {value: 0.25}
+  pause: {value: 0.05}
 )"));
-  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(60))) << c.Logs();
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(120))) << c.Logs();
   Db db(c.db());
   auto trials = db.Query("SELECT state, stopped_at_step, message, trial_dir, id FROM trials "
                          "WHERE sweep_id='" + sweep + "' ORDER BY idx");
@@ -290,7 +314,7 @@ parameters:
   ASSERT_GT(child, 1);
   ASSERT_TRUE(Alive(child));
   c.worker(w).Signal(SIGKILL);
-  EXPECT_TRUE(WaitFor([&] { return !Alive(child); }, absl::Seconds(10)))
+  EXPECT_TRUE(WaitFor([&] { return !Alive(child); }, absl::Seconds(60)))
       << "a process the trial started outlived its SIGKILLed worker";
   c.Sweep({"cancel", sweep});
 }

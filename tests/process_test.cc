@@ -19,6 +19,13 @@ using ::sweep::testing::WaitFor;
 
 bool Alive(pid_t pid) { return kill(pid, 0) == 0; }
 
+// Whether `pid` is gone or a zombie (dead, not yet reaped by whoever adopted it).
+bool Dead(pid_t pid) {
+  std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  size_t paren = stat.rfind(')');
+  return stat.empty() || paren == std::string::npos || stat.substr(paren + 2, 1) == "Z";
+}
+
 TEST(ProcessTest, ReportsExitCodeAndCapturesOutputWithTheGivenEnvironment) {
   TempDir dir;
   SpawnOptions o;
@@ -28,7 +35,7 @@ TEST(ProcessTest, ReportsExitCodeAndCapturesOutputWithTheGivenEnvironment) {
   o.stderr_path = dir / "err";
   auto child = ChildProcess::Spawn(o);
   ASSERT_TRUE(child.ok()) << child.status();
-  auto st = child->Wait(absl::Seconds(10));
+  auto st = child->Wait(absl::Seconds(60));
   ASSERT_TRUE(st);
   EXPECT_EQ(st->exit_code, 3);
   EXPECT_EQ(st->ToString(), "exit code 3");
@@ -64,7 +71,7 @@ TEST(ProcessTest, AStepThatFailsBeforeExecNamesTheStepAndTheCause) {
   o.stdout_path.clear();
   child = ChildProcess::Spawn(o);  // no error is left over for the next spawn
   ASSERT_TRUE(child.ok()) << child.status();
-  EXPECT_EQ(child->Wait(absl::Seconds(10))->exit_code, 0);
+  EXPECT_EQ(child->Wait(absl::Seconds(60))->exit_code, 0);
 }
 
 TEST(ProcessTest, StopEndsTheWholeProcessGroupGrandchildrenIncluded) {
@@ -76,12 +83,12 @@ TEST(ProcessTest, StopEndsTheWholeProcessGroupGrandchildrenIncluded) {
                 "; while :; do sleep 0.05; done' & wait"};
   auto child = ChildProcess::Spawn(o);
   ASSERT_TRUE(child.ok());
-  ASSERT_TRUE(WaitFor([&] { return !ReadFile(dir / "gc").empty(); }, absl::Seconds(10)));
+  ASSERT_TRUE(WaitFor([&] { return !ReadFile(dir / "gc").empty(); }, absl::Seconds(60)));
   pid_t grandchild = std::stoi(ReadFile(dir / "gc"));
   ASSERT_TRUE(Alive(grandchild));
   ExitStatus st = child->Stop(absl::Milliseconds(200));
   EXPECT_NE(st.signal, 0);
-  EXPECT_TRUE(WaitFor([&] { return !Alive(grandchild); }, absl::Seconds(5)));
+  EXPECT_TRUE(WaitFor([&] { return !Alive(grandchild); }, absl::Seconds(60)));
 }
 
 TEST(ProcessTest, GrandchildLeftBehindByAnExitedChildIsKilled) {
@@ -90,16 +97,16 @@ TEST(ProcessTest, GrandchildLeftBehindByAnExitedChildIsKilled) {
   o.argv = {"/bin/sh", "-c", "sleep 30 & echo $! > " + (dir / "bg") + "; exit 0"};
   auto child = ChildProcess::Spawn(o);
   ASSERT_TRUE(child.ok());
-  auto st = child->Wait(absl::Seconds(10));
+  auto st = child->Wait(absl::Seconds(60));
   ASSERT_TRUE(st);
   EXPECT_TRUE(st->ok());
   pid_t bg = std::stoi(ReadFile(dir / "bg"));
-  EXPECT_TRUE(WaitFor([&] { return !Alive(bg); }, absl::Seconds(5)));
+  EXPECT_TRUE(WaitFor([&] { return !Alive(bg); }, absl::Seconds(60)));
 }
 
 TEST(ProcessTest, WaitTimesOutWhileTheChildRuns) {
   SpawnOptions o;
-  o.argv = {"sleep", "5"};
+  o.argv = {"sleep", "infinity"};  // ends only when stopped
   auto child = ChildProcess::Spawn(o);
   ASSERT_TRUE(child.ok());
   EXPECT_FALSE(child->Wait(absl::Milliseconds(50)));
@@ -110,9 +117,10 @@ TEST(ProcessTest, WaitTimesOutWhileTheChildRuns) {
 
 // In a forked process that stands for a worker: starts `sh` with a grandchild (sleep)
 // under `guard_path` (none when empty), then SIGKILLs itself. Returns the grandchild's
-// pid once the "worker" is dead.
+// pid once the "worker" is dead; the pid of the `sh` (the trial) is in dir/trial.pid.
 pid_t GrandchildOfAKilledWorker(const TempDir& dir, const std::string& guard_path) {
   std::string pidfile = dir / "grandchild.pid";
+  std::string trial_pidfile = dir / "trial.pid";
   pid_t worker = fork();
   if (worker == 0) {
     std::unique_ptr<GroupGuard> guard;
@@ -122,8 +130,9 @@ pid_t GrandchildOfAKilledWorker(const TempDir& dir, const std::string& guard_pat
       guard = std::move(*started);
     }
     SpawnOptions o;
-    o.argv = {"/bin/sh", "-c", "sleep 300 & echo $! > " + pidfile + ".tmp; mv " + pidfile +
-                                   ".tmp " + pidfile + "; wait"};
+    o.argv = {"/bin/sh", "-c", "echo $$ > " + trial_pidfile + "; sleep 300 & echo $! > " +
+                                   pidfile + ".tmp; mv " + pidfile + ".tmp " + pidfile +
+                                   "; wait"};
     o.group_guard = guard.get();
     auto child = ChildProcess::Spawn(o);
     if (!child.ok()) _exit(4);
@@ -143,7 +152,7 @@ TEST(ProcessTest, WithAGroupGuardNothingATrialStartedOutlivesAKilledWorker) {
   TempDir dir;
   pid_t grandchild = GrandchildOfAKilledWorker(dir, guard);
   ASSERT_GT(grandchild, 1);
-  EXPECT_TRUE(WaitFor([&] { return !Alive(grandchild); }, absl::Seconds(10)))
+  EXPECT_TRUE(WaitFor([&] { return !Alive(grandchild); }, absl::Seconds(60)))
       << "the trial's child outlived its worker";
 }
 
@@ -153,7 +162,9 @@ TEST(ProcessTest, WithoutAGroupGuardATrialsChildOutlivesAKilledWorker) {
   ASSERT_GT(grandchild, 1);
   // The trial's main process died with its parent (PR_SET_PDEATHSIG); its own child
   // did not: what the guard is for.
-  absl::SleepFor(absl::Milliseconds(500));
+  pid_t trial = static_cast<pid_t>(std::atol(ReadFile(dir / "trial.pid").c_str()));
+  ASSERT_GT(trial, 1);
+  EXPECT_TRUE(WaitFor([&] { return Dead(trial); }, absl::Seconds(60)));
   EXPECT_TRUE(Alive(grandchild));
   kill(grandchild, SIGKILL);
 }

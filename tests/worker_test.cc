@@ -16,9 +16,11 @@ using ::testing::HasSubstr;
 
 bool Alive(pid_t pid) { return kill(pid, 0) == 0; }
 
-std::string Spec(const std::string& extra, double sleep_s, const std::string& x_values) {
+// A grid of trial.sh trials; each holds at `gate` (trial.sh --gate) when given.
+std::string Spec(const std::string& extra, double sleep_s, const std::string& x_values,
+                 const std::string& gate = "") {
   return absl::StrCat("program: ", TrialScript(), R"(
-command: ["/bin/sh", "${program}", "${args}"]
+command: )", TrialCommand(gate), R"(
 method: grid
 parameters:
   x: {values: )", x_values, R"(}
@@ -52,11 +54,19 @@ TEST(WorkerTest, GpusAllRunsOneDaemonPerGpuAndPinsEachTrialToItsGpu) {
   Cluster c;
   c.StartScheduler();
   size_t w = c.StartWorkerWith({"--gpus", "all"}, {FakeNvidiaSmi(c)});
+  const std::string gate = c.dir() / "go";
   std::string sweep =
-      c.Submit(Spec("resources: {gpus_per_trial: 1}\n", 0.3, "[1, 2, 3, 4, 5, 6]"));
-  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(60))) << c.Logs();
-
+      c.Submit(Spec("resources: {gpus_per_trial: 1}\n", 0, "[1, 2, 3, 4, 5, 6]", gate));
   Db db(c.db());
+  // The trials hold at the gate until two run at once, which one GPU (one trial at a
+  // time by default) cannot do alone: both daemons took trials, however late one
+  // came up.
+  ASSERT_TRUE(WaitFor([&] { return CountTrials(db, sweep, "running") == 2; },
+                      absl::Seconds(60)))
+      << c.Logs();
+  WriteFile(gate, "");
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(120))) << c.Logs();
+
   // One process per GPU, each registering --slots-per-gpu (default 4) slots.
   auto workers = db.Query("SELECT gpu_index, gpu_uuid, gpu_name, gpu_memory_mib, pid, "
                           "COUNT(*) FROM workers GROUP BY gpu_index, pid ORDER BY gpu_index");
@@ -80,7 +90,7 @@ TEST(WorkerTest, GpusAllRunsOneDaemonPerGpuAndPinsEachTrialToItsGpu) {
   // Stopping the supervisor stops its daemons.
   std::vector<pid_t> daemons = {std::stoi(workers[0][4]), std::stoi(workers[1][4])};
   c.worker(w).Signal(SIGTERM);
-  auto st = c.worker(w).Wait(absl::Seconds(20));
+  auto st = c.worker(w).Wait(absl::Seconds(60));
   ASSERT_TRUE(st);
   EXPECT_EQ(st->exit_code, 0);
   for (pid_t pid : daemons) EXPECT_FALSE(Alive(pid));
@@ -90,13 +100,14 @@ TEST(WorkerTest, DrainedWorkerGivesItsTrialBackAndLeavesNoProcess) {
   Cluster c;
   c.StartScheduler();
   size_t w = c.StartWorker(1);  // --drain-timeout 2 --kill-grace 1
-  std::string sweep = c.Submit(Spec("", 60, "[1]"));
+  // The trial holds at a gate that never opens: it runs until the drain stops it.
+  std::string sweep = c.Submit(Spec("", 0, "[1]", c.dir() / "go"));
   std::vector<std::string> seen;
-  ASSERT_TRUE(WaitFor([&] { return !(seen = SeenFiles(c)).empty(); }, absl::Seconds(20)))
+  ASSERT_TRUE(WaitFor([&] { return !(seen = SeenFiles(c)).empty(); }, absl::Seconds(60)))
       << c.Logs();
   pid_t trial = std::stoi(ReadSeen(seen[0])["PID"]);
   c.worker(w).Signal(SIGTERM);
-  auto st = c.worker(w).Wait(absl::Seconds(20));
+  auto st = c.worker(w).Wait(absl::Seconds(60));
   ASSERT_TRUE(st) << c.Logs();
   EXPECT_EQ(st->exit_code, 0);
   EXPECT_FALSE(Alive(trial));
@@ -106,7 +117,7 @@ TEST(WorkerTest, DrainedWorkerGivesItsTrialBackAndLeavesNoProcess) {
   // A new worker picks it up; the release did not cost a retry.
   c.StartWorker(1);
   ASSERT_TRUE(WaitFor([&] { return db.Value("SELECT state FROM trials") == "running"; },
-                      absl::Seconds(20)));
+                      absl::Seconds(60)));
   EXPECT_EQ(db.Value("SELECT attempt FROM trials"), "1");
 }
 

@@ -209,6 +209,10 @@ const views = {};
 let current = null;  // {name, key, refresh, dispose}
 let timer = null;
 let lastOk = null;
+// Refreshes completed without error since the page loaded, in #live's
+// data-refreshes: a page (or a test) that waits for "the next refresh" waits for it
+// to grow.
+let refreshes = 0;
 
 function setLive(state, text) {
   const live = document.getElementById('live');
@@ -241,6 +245,7 @@ async function tick() {
     if (me !== current) return;
     lastOk = new Date();
     setLive('live', `live · ${lastOk.toLocaleTimeString()}`);
+    document.getElementById('live').dataset.refreshes = String(++refreshes);
     showBanner(null);
   } catch (e) {
     if (me !== current) return;

@@ -6,6 +6,11 @@
 // SWEEP_SOURCE_DIR and SWEEP_ARTIFACTS_DIR set; screenshots of every view go to
 // SWEEP_ARTIFACTS_DIR. Exits 77 (CTest: skipped) when Chromium or playwright-core
 // is missing.
+//
+// Nothing here races the clock: the trials hold after their first step until the
+// test creates their gate file, and the test waits for what the page shows (rows,
+// data attributes, the page's refresh count) or for the API, each wait bounded
+// generously (60 s) so that only a real failure ends it.
 import {after, before, test} from 'node:test';
 import assert from 'node:assert/strict';
 import {spawn, spawnSync} from 'node:child_process';
@@ -40,7 +45,11 @@ fs.mkdirSync(ARTIFACTS, {recursive: true});
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what, cond, timeoutMs = 20000) {
+// A bound for a wait that holds as soon as the condition does: long, so that only
+// something really broken reaches it, on a loaded machine too.
+const PATIENCE_MS = 60000;
+
+async function waitFor(what, cond, timeoutMs = PATIENCE_MS) {
   const deadline = Date.now() + timeoutMs;
   let last;
   while (Date.now() < deadline) {
@@ -74,18 +83,19 @@ class Scheduler {
     const portFile = path.join(dir, 'port');
     this.proc = spawn(SWEEP_BIN, ['scheduler', '--listen', '127.0.0.1:0', '--http', http,
                                   '--db', path.join(dir, 'sweeps.db'), '--port-file', portFile,
-                                  '--lease-timeout', '3', '--heartbeat-interval', '0.2',
+                                  '--lease-timeout', '60', '--heartbeat-interval', '0.2',
                                   '--log-level', 'info'],
                       {cwd: dir, stdio: ['ignore', 'pipe', 'pipe']});
     const take = (c) => { this.log += c; };
     this.proc.stdout.on('data', take);
     this.proc.stderr.on('data', take);
     this.portFile = portFile;
+    this.exited = new Promise((r) => this.proc.once('exit', r));
   }
   async ready() {
-    await waitFor('the scheduler to listen', () => fs.existsSync(this.portFile), 20000);
+    await waitFor('the scheduler to listen', () => fs.existsSync(this.portFile));
     this.address = fs.readFileSync(this.portFile, 'utf8').trim();
-    const m = await waitFor('the dashboard URL in the log', () => this.log.match(/dashboard on (http:\/\/\S+)/), 10000);
+    const m = await waitFor('the dashboard URL in the log', () => this.log.match(/dashboard on (http:\/\/\S+)/));
     this.url = m[1];
     const u = new URL(this.url);
     this.port = Number(u.port);
@@ -99,6 +109,12 @@ class Scheduler {
   }
 }
 
+// Resolves when `child` has exited (at once if it already has).
+function exitOf(child) {
+  return child.exitCode !== null || child.signalCode !== null
+      ? Promise.resolve() : new Promise((r) => child.once('exit', r));
+}
+
 function sweepCmd(args, cwd) {
   const r = spawnSync(SWEEP_BIN, args, {cwd, encoding: 'utf8', timeout: 30000});
   assert.equal(r.status, 0, `sweep ${args.join(' ')}: ${r.stderr}`);
@@ -106,6 +122,9 @@ function sweepCmd(args, cwd) {
 }
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sweep-browser-'));
+// The trials' gate (trial.sh --gate): they hold after step 1 until it exists.
+const gate = path.join(dir, 'go');
+const release = () => fs.writeFileSync(gate, '');
 const procs = [];
 let scheduler, context, page, sweepId, api;
 
@@ -122,7 +141,7 @@ before(async () => {
                                 '--work-dir', path.join(dir, 'runs'), '--kill-grace', '1',
                                 '--drain-timeout', '1', '--log-level', 'warn'],
                     {cwd: dir, stdio: 'ignore'});
-    procs.push({stop: () => { if (w.exitCode === null) w.kill('SIGTERM'); }});
+    procs.push({stop: () => { if (w.exitCode === null) w.kill('SIGTERM'); }, exited: exitOf(w)});
   }
   const spec = path.join(dir, 'demo.yaml');
   fs.writeFileSync(spec, `name: dashboard-demo
@@ -135,7 +154,7 @@ metric: {name: loss, goal: minimize}
 parameters:
   lr: {distribution: log_uniform_values, min: 0.0001, max: 0.5}
   layers: {values: [1, 2, 4]}
-  step_s: {value: 0.4}
+  gate: {value: ${JSON.stringify(gate)}}
 `);
   sweepId = sweepCmd(['submit', spec, '--scheduler', scheduler.address], dir);
   assert.match(sweepId, /^[0-9a-f]{8}$/);
@@ -150,15 +169,28 @@ parameters:
            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   page = context.pages()[0] || await context.newPage();
+  page.setDefaultTimeout(PATIENCE_MS);
   page.on('pageerror', (e) => console.error('page error:', e));
 });
 
 after(async () => {
+  release();  // no trial is left waiting for its gate
   if (context) await context.close();
   for (const p of procs) p.stop();
-  await sleep(300);
+  let bound;
+  await Promise.race([Promise.all(procs.map((p) => p.exited)),
+                      new Promise((r) => { bound = setTimeout(r, PATIENCE_MS); })]);
+  clearTimeout(bound);
   if (process.env.SWEEP_KEEP_TMP === undefined) fs.rmSync(dir, {recursive: true, force: true});
 });
+
+// Waits until the page has completed a refresh that started after this call: what
+// it shows then reflects the API at least as of now.
+async function nextRefresh() {
+  const seen = Number(await page.getAttribute('#live', 'data-refreshes') || 0);
+  await page.waitForFunction((n) => Number(document.getElementById('live').dataset.refreshes || 0) > n + 1,
+                             seen);
+}
 
 async function tableStates() {
   return page.$$eval('#trials tbody tr', (rows) => rows.map((r) => [r.dataset.trial, r.dataset.state]));
@@ -180,23 +212,25 @@ function seriesOf(selector) {
 
 test('a running trial turns finished in the table without a reload', async () => {
   await page.goto(`${scheduler.local}#/sweeps/${sweepId}`);
+  // The trials hold at their gate: some are running until the test releases them.
   const running = await waitFor('a running trial row', async () => {
     const rows = await tableStates();
     const r = rows.find(([, s]) => s === 'running');
     return r && r[0];
-  }, 20000);
+  });
   await page.evaluate(() => { window.__noReload = 42; });
   await shot('sweep-running');
+  release();
   const ended = await waitFor(`${running} to end in the page`, async () => {
     const s = await page.getAttribute(`#trials tr[data-trial="${running}"]`, 'data-state');
     return s === 'completed' || s === 'failed' ? s : null;
-  }, 20000);
+  });
   assert.ok(['completed', 'failed'].includes(ended));
   assert.equal(await page.evaluate(() => window.__noReload), 42, 'the page was not reloaded');
 });
 
 test('the trial table has one row per trial with the states the scheduler stored', async () => {
-  await waitFor('the sweep to finish', async () => (await api(`/api/sweeps/${sweepId}`)).state === 'finished', 60000);
+  await waitFor('the sweep to finish', async () => (await api(`/api/sweeps/${sweepId}`)).state === 'finished');
   const truth = (await api(`/api/sweeps/${sweepId}/trials`)).trials.map((t) => [t.id, t.state]);
   assert.equal(truth.length, 8);
   assert.ok(truth.some(([, s]) => s === 'failed'), 'the spec makes some trials fail (layers=4)');
@@ -204,7 +238,7 @@ test('the trial table has one row per trial with the states the scheduler stored
   await waitFor('the table to match the database', async () => {
     const rows = await tableStates();
     return JSON.stringify(rows.sort()) === JSON.stringify([...truth].sort());
-  }, 10000);
+  });
   // The best trial is marked.
   const best = (await api(`/api/sweeps/${sweepId}`)).best.trial;
   assert.equal(await page.getAttribute(`#trials tr[data-trial="${best}"]`, 'class').then((c) => c.includes('best')), true);
@@ -218,7 +252,7 @@ test('the trial table has one row per trial with the states the scheduler stored
   // Sort by the metric: the best trial comes first.
   await page.click('#trials th[data-key="final_metric"]');
   assert.equal((await tableStates())[0][0], best);
-  await page.waitForTimeout(1700);  // one refresh: the charts settle
+  await nextRefresh();  // the charts drawn from the finished sweep
   await shot('sweep');
 });
 
@@ -260,7 +294,7 @@ test('learning curves and parallel coordinates draw one series per trial, best h
     const text = await page.evaluate(() => [...document.querySelectorAll('#curves div')]
         .map((d) => d.innerText).find((t) => t && t.includes('step')));
     return text;
-  }, 5000);
+  });
   assert.match(tip, new RegExp(best));
   assert.match(tip, /lr/);
   assert.match(tip, /layers/);
@@ -340,7 +374,7 @@ test('when the scheduler goes away the page says so', async () => {
   await page.goto(`${scheduler.local}#/sweeps/${sweepId}`);
   await page.waitForSelector('#trials');
   scheduler.stop();
-  await page.waitForSelector('#banner:not([hidden])', {timeout: 10000});
+  await page.waitForSelector('#banner:not([hidden])');
   assert.match(await page.textContent('#banner'), /Cannot reach the sweep scheduler/);
   assert.equal(await page.getAttribute('#live', 'data-state'), 'error');
   assert.ok(await page.$('#trials'), 'the last data stays on the page');
