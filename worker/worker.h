@@ -29,6 +29,7 @@
 #ifndef SWEEP_WORKER_WORKER_H_
 #define SWEEP_WORKER_WORKER_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/time/time.h"
@@ -41,8 +42,8 @@ struct WorkerOptions {
   std::string token_file;  // the scheduler's shared token (docs/security.md)
   std::string tls_ca;      // CA of the scheduler's TLS certificate; empty: plaintext
   std::string work_dir = "sweep-runs";  // trial directories go under it
-  int gpu = -1;            // --gpu N: one slot pinned to GPU N
-  std::string gpus;        // --gpus all|0,2: supervise one process per GPU
+  std::string gpu;         // --gpu N|UUID: the slots of one GPU or MIG device
+  std::string gpus;        // --gpus all|LIST: supervise one process per GPU or MIG device
   int cpus = 0;            // --cpus N: N CPU slots
   int slots_per_gpu = 4;   // slots per GPU: at most this many trials share it
   absl::Duration gpu_sample_interval = absl::Seconds(5);   // telemetry while trials run
@@ -55,9 +56,12 @@ struct WorkerOptions {
 
 // Runs the worker until it is drained or stopped. Returns the process exit code:
 // 0 after a clean drain, 2 for bad options (message on stderr), 1 otherwise.
-// `probe` samples the GPUs (null: nvidia-smi); neither is used on CPU slots.
+// `discovery` finds the node's GPUs, `probe` samples them (null: NVML); neither is
+// used on CPU slots. A GPU that cannot be found or selected is bad input (2), with
+// the reason on stderr: no NVML (the message says why and suggests --cpus N), an
+// index or UUID the node lacks, an NVML too old.
 int RunWorker(const WorkerOptions& options, GpuDiscovery* discovery,
-              GpuProbe* probe = nullptr);
+              std::shared_ptr<GpuProbe> probe = nullptr);
 
 }  // namespace sweep
 
