@@ -95,8 +95,7 @@ int CheckGpus(Report& r) {
   absl::StatusOr<std::vector<Gpu>> gpus = discovery->Discover();
   if (absl::IsNotFound(gpus.status())) {
     // No driver (or no card): a CPU machine, not a problem.
-    r.Line(absl::StrCat("GPUs: none: ", gpus.status().message(),
-                        "; sweeps run on CPU slots (--cpus N)"));
+    r.Line(absl::StrCat("GPUs: none: ", gpus.status().message()));
     return 0;
   }
   if (!gpus.ok()) {

@@ -106,7 +106,7 @@ TEST_F(DoctorTest, SweepDoctorWithoutGpuFindsTheTrainerAndRelaysCpuFigures) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("GPUs: none: no NVIDIA GPU found: NVML could not be loaded "
                                "(cannot load libnvidia-ml.so.1: "));
-  EXPECT_THAT(r.out, HasSubstr("sweeps run on CPU slots (--cpus N)"));
+  EXPECT_THAT(r.out, HasSubstr("Use --cpus N on a machine without GPUs"));
   EXPECT_THAT(
       r.out, HasSubstr("sweep-train: " +
                        std::filesystem::weakly_canonical(TrainBin()).string()));

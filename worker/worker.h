@@ -1,15 +1,19 @@
 // The `sweep worker` daemon: leases trials from the scheduler and runs each as a
 // child process pinned to its slot's GPU (or on a CPU slot).
 //
-// One worker process runs the slots of one GPU (--gpu N, --slots-per-gpu of them) or
-// N CPU slots (--cpus N); each slot registers with the scheduler on its own and runs
-// one trial at a time. The scheduler decides how many of a GPU's slots get trials at
-// once (resources.trials_per_gpu, gpu_memory); the others wait. `--gpus all|LIST`
-// makes this process a node supervisor that starts one `sweep worker --gpu N`
-// process per GPU and stops them all when it is stopped.
+// One worker process runs the slots of one GPU or MIG device (--gpu N|UUID,
+// --slots-per-gpu of them) or N CPU slots (--cpus N); each slot registers with the
+// scheduler on its own and runs one trial at a time. The scheduler decides how many
+// of a GPU's slots get trials at once (resources.trials_per_gpu, gpu_memory); the
+// others wait. `--gpus all|LIST` makes this process a node supervisor that starts one
+// `sweep worker --gpu UUID` process per GPU (per MIG device of a card in MIG mode)
+// and stops them all when it is stopped.
 //
-// On a GPU slot (docs/operations.md, GPUs) the worker samples the node's GPUs while
-// trials run (utilization, memory, power: peak memory and energy per trial), flags
+// On a GPU slot (docs/operations.md, GPUs) one sampler thread (GpuMonitor) reads the
+// GPU through NVML (memory, utilization, power, energy counter, processes: peak
+// memory and energy per trial); nothing on the path of a heartbeat, a lease or a
+// trial's start and end waits for the driver. A GPU that NVML reports lost stops its
+// slots' leasing (they drain, saying why). The worker flags
 // a trial none of whose processes holds memory on its GPU within
 // resources.gpu_check (and stops it when the spec says so), records an out-of-memory
 // crash as failure kind `oom`, asks `sweep-train --estimate-memory` before starting
