@@ -108,12 +108,12 @@ int CheckGpus(Report& r) {
   r.Line(absl::StrCat("GPUs: ", cards, " listed by ", discovery->Source()));
   for (const Gpu& g : *gpus) {
     if (g.is_mig_device()) {
-      r.Line(absl::StrFormat("     MIG device %d: %s  %s  %d MiB", g.mig_index, g.name,
-                             g.uuid, g.memory_mib));
+      r.Line(absl::StrFormat("     MIG device %d: %s  %s  %d MiB", g.mig_index,
+                             g.name, g.uuid, g.memory_mib));
     } else {
-      r.Line(absl::StrFormat("  %d  %s  %s  %d MiB%s", g.index, g.name, g.uuid,
-                             g.memory_mib,
-                             g.mig_enabled ? "  (MIG mode: its MIG devices run trials)" : ""));
+      r.Line(absl::StrFormat(
+          "  %d  %s  %s  %d MiB%s", g.index, g.name, g.uuid, g.memory_mib,
+          g.mig_enabled ? "  (MIG mode: its MIG devices run trials)" : ""));
     }
   }
   if (const char* v = std::getenv("CUDA_VISIBLE_DEVICES")) {

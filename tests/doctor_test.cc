@@ -1,8 +1,8 @@
 // `sweep doctor` and `sweep-train doctor`, the real binaries: on this machine
 // (no GPU) they say so plainly and time the CPU; the fake NVML
-// (tests/fake_nvml.cc) listing a GPU while sweep-train's LibTorch has no CUDA is
-// the silent-CPU trap and fails loudly; an unreachable scheduler and a missing --trainer fail; a real
-// scheduler passes.
+// (tests/fake_nvml.cc) listing a GPU while sweep-train's LibTorch has no CUDA
+// is the silent-CPU trap and fails loudly; an unreachable scheduler and a
+// missing --trainer fail; a real scheduler passes.
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -26,8 +26,8 @@ std::string TrainBin() {
   return Env("SWEEP_TRAIN_BIN", SWEEP_TRAIN_BIN_DEFAULT);
 }
 
-// The environment of a node without the NVIDIA driver: no NVML to load. (A machine
-// with a real one skips the tests that need this.)
+// The environment of a node without the NVIDIA driver: no NVML to load. (A
+// machine with a real one skips the tests that need this.)
 std::string NoNvml() { return "LD_LIBRARY_PATH=/nonexistent"; }
 
 // Runs `sweep-train ARGS` and returns its stdout.
@@ -104,8 +104,10 @@ TEST_F(DoctorTest, SweepDoctorWithoutGpuFindsTheTrainerAndRelaysCpuFigures) {
   CommandResult r = RunSweep({"doctor", "--work-dir", dir_ / "runs"}, dir_,
                              {NoNvml(), "SWEEP_SCHEDULER="});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_THAT(r.out, HasSubstr("GPUs: none: no NVIDIA GPU found: NVML could not be loaded "
-                               "(cannot load libnvidia-ml.so.1: "));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("GPUs: none: no NVIDIA GPU found: NVML could not be loaded "
+                "(cannot load libnvidia-ml.so.1: "));
   EXPECT_THAT(r.out, HasSubstr("Use --cpus N on a machine without GPUs"));
   EXPECT_THAT(
       r.out, HasSubstr("sweep-train: " +
@@ -123,14 +125,17 @@ TEST_F(DoctorTest, SweepDoctorWithoutGpuFindsTheTrainerAndRelaysCpuFigures) {
 TEST_F(DoctorTest, GpuListedButLibTorchWithoutCudaFailsAndNamesTheTrap) {
   FakeNvml nvml(dir_ / "nvml.json");
   nvml.Write({{"gpus",
-               {{{"uuid", "GPU-1234"}, {"name", "NVIDIA H200"}, {"memory_mib", 143771}}}}});
+               {{{"uuid", "GPU-1234"},
+                 {"name", "NVIDIA H200"},
+                 {"memory_mib", 143771}}}}});
   std::vector<std::string> env = nvml.Env();
   env.push_back("SWEEP_SCHEDULER=");
   CommandResult r = RunSweep(
       {"doctor", "--trainer", TrainBin(), "--work-dir", dir_.path().string()},
       dir_, env);
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
-  EXPECT_THAT(r.out, HasSubstr("GPUs: 1 listed by NVML (" + FakeNvmlLibrary() + ")"));
+  EXPECT_THAT(r.out,
+              HasSubstr("GPUs: 1 listed by NVML (" + FakeNvmlLibrary() + ")"));
   EXPECT_THAT(r.out, HasSubstr("0  NVIDIA H200  GPU-1234  143771 MiB"));
   EXPECT_THAT(r.out, HasSubstr("PROBLEM: NVML lists 1 GPU(s) but "
                                "sweep-train's LibTorch cannot use CUDA"));
