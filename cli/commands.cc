@@ -96,7 +96,7 @@ int SchedulerCommand(const SchedulerCommandOptions& o) {
 }
 
 int WorkerCommand(const WorkerOptions& o) {
-  std::unique_ptr<GpuDiscovery> discovery = NewNvidiaSmiDiscovery();
+  std::unique_ptr<GpuDiscovery> discovery = NewNvmlDiscovery();
   return RunWorker(o, discovery.get());
 }
 

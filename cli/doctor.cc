@@ -89,32 +89,39 @@ class Report {
   std::vector<std::string> problems_;
 };
 
-// 1. GPUs. Returns how many nvidia-smi lists.
+// 1. GPUs, through NVML. Returns how many cards it lists.
 int CheckGpus(Report& r) {
-  std::string smi = OnPath("nvidia-smi");
-  if (smi.empty()) {
-    r.Line(
-        "GPUs: none: nvidia-smi is not on PATH, so no NVIDIA driver is "
-        "installed here; sweeps run on CPU slots (--cpus N)");
+  std::unique_ptr<GpuDiscovery> discovery = NewNvmlDiscovery();
+  absl::StatusOr<std::vector<Gpu>> gpus = discovery->Discover();
+  if (absl::IsNotFound(gpus.status())) {
+    // No driver (or no card): a CPU machine, not a problem.
+    r.Line(absl::StrCat("GPUs: none: ", gpus.status().message()));
     return 0;
   }
-  absl::StatusOr<std::vector<Gpu>> gpus = NewNvidiaSmiDiscovery()->Discover();
   if (!gpus.ok()) {
-    r.Line(absl::StrCat("GPUs: ", smi, " is installed but lists none"));
-    r.Problem(absl::StrCat("nvidia-smi: ", gpus.status().message()));
+    r.Line("GPUs: NVML is installed but unusable");
+    r.Problem(std::string(gpus.status().message()));
     return 0;
   }
-  r.Line(absl::StrCat("GPUs: ", gpus->size(), " listed by ", smi));
+  int cards = 0;
+  for (const Gpu& g : *gpus) cards += !g.is_mig_device();
+  r.Line(absl::StrCat("GPUs: ", cards, " listed by ", discovery->Source()));
   for (const Gpu& g : *gpus) {
-    r.Line(absl::StrFormat("  %d  %s  %s  %d MiB", g.index, g.name, g.uuid,
-                           g.memory_mib));
+    if (g.is_mig_device()) {
+      r.Line(absl::StrFormat("     MIG device %d: %s  %s  %d MiB", g.mig_index,
+                             g.name, g.uuid, g.memory_mib));
+    } else {
+      r.Line(absl::StrFormat(
+          "  %d  %s  %s  %d MiB%s", g.index, g.name, g.uuid, g.memory_mib,
+          g.mig_enabled ? "  (MIG mode: its MIG devices run trials)" : ""));
+    }
   }
   if (const char* v = std::getenv("CUDA_VISIBLE_DEVICES")) {
     r.Line(absl::StrCat("  CUDA_VISIBLE_DEVICES=\"", v,
                         "\" here: programs see only those (workers set it per "
                         "slot themselves)"));
   }
-  return static_cast<int>(gpus->size());
+  return cards;
 }
 
 // 2. The scheduler, when one is named.
@@ -172,7 +179,7 @@ void CheckDisk(const DoctorCommandOptions& o, Report& r) {
   }
 }
 
-// 4. sweep-train doctor, relayed; checked against what nvidia-smi listed.
+// 4. sweep-train doctor, relayed; checked against what NVML listed.
 void CheckTrainer(const DoctorCommandOptions& o, int gpus, Report& r) {
   std::string trainer = o.trainer;
   if (trainer.empty()) {
@@ -237,7 +244,7 @@ void CheckTrainer(const DoctorCommandOptions& o, int gpus, Report& r) {
   if (gpus > 0 && !cuda) {
     std::string why = j.value("cuda_unavailable_because", std::string("?"));
     r.Problem(absl::StrCat(
-        "nvidia-smi lists ", gpus,
+        "NVML lists ", gpus,
         " GPU(s) but sweep-train's LibTorch cannot "
         "use CUDA: ",
         why,
@@ -255,7 +262,7 @@ void CheckTrainer(const DoctorCommandOptions& o, int gpus, Report& r) {
   if (cuda && gpus > 0 && torch_devices != gpus &&
       std::getenv("CUDA_VISIBLE_DEVICES") == nullptr) {
     r.Line(absl::StrCat("  note: LibTorch sees ", torch_devices,
-                        " CUDA device(s), nvidia-smi lists ", gpus));
+                        " CUDA device(s), NVML lists ", gpus));
   }
 }
 

@@ -1,7 +1,8 @@
 // `sweep doctor`: checks this node the way a careful user would before a long
 // sweep, and says plainly what it found:
 //
-//   1. GPUs: what nvidia-smi lists (worker/gpu.h), or that there are none.
+//   1. GPUs: what NVML (libnvidia-ml.so.1, loaded at run time) lists, MIG devices
+//      included (worker/gpu.h), or that there are none and why.
 //   2. the scheduler, when --scheduler or $SWEEP_SCHEDULER names one:
 //   reachable.
 //   3. the work directory: writable, with free disk space.
@@ -9,10 +10,10 @@
 //      on PATH): runs `sweep-train doctor` and relays its report: LibTorch,
 //      CUDA, device memory, and the same work timed on the CPU and the GPU.
 //
-// A check fails when something it looked at is broken: nvidia-smi present but
-// failing, a scheduler that cannot be reached, a work directory that is not
+// A check fails when something it looked at is broken: NVML present but too old
+// or failing to start, a scheduler that cannot be reached, a work directory that is not
 // writable or nearly full, a --trainer that does not run, and, loudest, GPUs
-// listed by nvidia-smi while sweep-train's LibTorch cannot use CUDA (GPU trials
+// listed by NVML while sweep-train's LibTorch cannot use CUDA (GPU trials
 // would fail, and a program that picks its device by "is CUDA available" would
 // train on the CPU without a word). A sweep-train that is not found is
 // reported, not failed: sweeps need not use it.

@@ -70,9 +70,11 @@ int main(int argc, char** argv) {
   double drain = 60, grace = 10, gpu_sample = 5, gpu_release = 30;
   CLI::App* worker = app.add_subcommand("worker", "run a worker daemon");
   add_scheduler(worker);
-  auto* gpu_opt = worker->add_option("--gpu", wo.gpu, "run one slot pinned to this GPU");
+  auto* gpu_opt = worker->add_option(
+      "--gpu", wo.gpu, "run the slots of one GPU (index or GPU-UUID) or MIG device (MIG-UUID)");
   auto* gpus_opt = worker->add_option("--gpus", wo.gpus,
-                                      "all or a list (0,2,3): one worker process per GPU");
+                                      "all or a list of indexes and UUIDs (0,2,MIG-...): one worker "
+                                      "process per GPU or MIG device");
   auto* cpus_opt = worker->add_option("--cpus", wo.cpus, "run this many CPU slots")
                        ->check(CLI::PositiveNumber);
   gpu_opt->excludes(gpus_opt)->excludes(cpus_opt);
@@ -152,7 +154,7 @@ int main(int argc, char** argv) {
   RunCommandOptions ro;
   CLI::App* run = app.add_subcommand("run", "run a sweep on this machine, start to end");
   run->add_option("file", ro.file, "sweep spec (YAML)")->required();
-  auto* run_gpus = run->add_option("--gpus", ro.gpus, "all or a list of GPU indexes");
+  auto* run_gpus = run->add_option("--gpus", ro.gpus, "all or a list of GPU indexes and UUIDs");
   run->add_option("--cpus", ro.cpus, "CPU slots (default: one per core, when no GPU)")
       ->excludes(run_gpus)->check(CLI::PositiveNumber);
   run->add_option("--db", ro.db, "SQLite database file")->capture_default_str();

@@ -49,7 +49,7 @@ int RunCommand(const RunCommandOptions& o) {
   std::string gpus = o.gpus;
   int cpus = o.cpus;
   if (gpus.empty() && cpus == 0) {
-    absl::StatusOr<std::vector<Gpu>> found = NewNvidiaSmiDiscovery()->Discover();
+    absl::StatusOr<std::vector<Gpu>> found = NewNvmlDiscovery()->Discover();
     if (found.ok()) {
       gpus = "all";
     } else {

@@ -1,8 +1,8 @@
 // `sweep doctor` and `sweep-train doctor`, the real binaries: on this machine
-// (no GPU) they say so plainly and time the CPU; a fake nvidia-smi listing a
-// GPU while sweep-train's LibTorch has no CUDA is the silent-CPU trap and
-// fails loudly; an unreachable scheduler and a missing --trainer fail; a real
-// scheduler passes.
+// (no GPU) they say so plainly and time the CPU; the fake NVML
+// (tests/fake_nvml.cc) listing a GPU while sweep-train's LibTorch has no CUDA
+// is the silent-CPU trap and fails loudly; an unreachable scheduler and a
+// missing --trainer fail; a real scheduler passes.
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/cluster.h"
+#include "tests/fake_nvml.h"
 #include "tests/testing.h"
 
 namespace sweep::testing {
@@ -25,17 +26,9 @@ std::string TrainBin() {
   return Env("SWEEP_TRAIN_BIN", SWEEP_TRAIN_BIN_DEFAULT);
 }
 
-// PATH without any directory that holds an nvidia-smi, with `first` in front.
-std::string PathWithout(const std::string& first = "") {
-  std::string path = first;
-  for (absl::string_view dir :
-       absl::StrSplit(Env("PATH"), ':', absl::SkipEmpty())) {
-    std::error_code ec;
-    if (std::filesystem::exists(std::string(dir) + "/nvidia-smi", ec)) continue;
-    path += (path.empty() ? "" : ":") + std::string(dir);
-  }
-  return path;
-}
+// The environment of a node without the NVIDIA driver: no NVML to load. (A
+// machine with a real one skips the tests that need this.)
+std::string NoNvml() { return "LD_LIBRARY_PATH=/nonexistent"; }
 
 // Runs `sweep-train ARGS` and returns its stdout.
 CommandResult RunTrain(const std::vector<std::string>& args,
@@ -106,11 +99,16 @@ TEST_F(DoctorTest, TrainerDoctorWithoutGpuSaysSoAndTimesTheCpu) {
 }
 
 TEST_F(DoctorTest, SweepDoctorWithoutGpuFindsTheTrainerAndRelaysCpuFigures) {
+  if (RealNvmlPresent()) GTEST_SKIP() << "this machine has an NVIDIA driver";
   // No --trainer: found next to the sweep binary's build tree.
   CommandResult r = RunSweep({"doctor", "--work-dir", dir_ / "runs"}, dir_,
-                             {"PATH=" + PathWithout(), "SWEEP_SCHEDULER="});
+                             {NoNvml(), "SWEEP_SCHEDULER="});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_THAT(r.out, HasSubstr("GPUs: none: nvidia-smi is not on PATH"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("GPUs: none: no NVIDIA GPU found: NVML could not be loaded "
+                "(cannot load libnvidia-ml.so.1: "));
+  EXPECT_THAT(r.out, HasSubstr("Use --cpus N on a machine without GPUs"));
   EXPECT_THAT(
       r.out, HasSubstr("sweep-train: " +
                        std::filesystem::weakly_canonical(TrainBin()).string()));
@@ -125,18 +123,21 @@ TEST_F(DoctorTest, SweepDoctorWithoutGpuFindsTheTrainerAndRelaysCpuFigures) {
 }
 
 TEST_F(DoctorTest, GpuListedButLibTorchWithoutCudaFailsAndNamesTheTrap) {
-  std::string bin = dir_ / "bin";
-  std::filesystem::create_directories(bin);
-  WriteFile(bin + "/nvidia-smi",
-            "#!/bin/sh\necho '0, GPU-1234, NVIDIA H200, 143771'\n");
-  chmod((bin + "/nvidia-smi").c_str(), 0755);
+  FakeNvml nvml(dir_ / "nvml.json");
+  nvml.Write({{"gpus",
+               {{{"uuid", "GPU-1234"},
+                 {"name", "NVIDIA H200"},
+                 {"memory_mib", 143771}}}}});
+  std::vector<std::string> env = nvml.Env();
+  env.push_back("SWEEP_SCHEDULER=");
   CommandResult r = RunSweep(
       {"doctor", "--trainer", TrainBin(), "--work-dir", dir_.path().string()},
-      dir_, {"PATH=" + PathWithout(bin), "SWEEP_SCHEDULER="});
+      dir_, env);
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
-  EXPECT_THAT(r.out, HasSubstr("GPUs: 1 listed by " + bin + "/nvidia-smi"));
-  EXPECT_THAT(r.out, HasSubstr("NVIDIA H200"));
-  EXPECT_THAT(r.out, HasSubstr("PROBLEM: nvidia-smi lists 1 GPU(s) but "
+  EXPECT_THAT(r.out,
+              HasSubstr("GPUs: 1 listed by NVML (" + FakeNvmlLibrary() + ")"));
+  EXPECT_THAT(r.out, HasSubstr("0  NVIDIA H200  GPU-1234  143771 MiB"));
+  EXPECT_THAT(r.out, HasSubstr("PROBLEM: NVML lists 1 GPU(s) but "
                                "sweep-train's LibTorch cannot use CUDA"));
   EXPECT_THAT(r.out, HasSubstr("SILENT-CPU TRAP"));
   EXPECT_THAT(r.out, HasSubstr("doctor: 1 problem(s)"));
@@ -147,7 +148,7 @@ TEST_F(DoctorTest, UnreachableSchedulerAndMissingTrainerFail) {
   CommandResult r = RunSweep(
       {"doctor", "--scheduler", "127.0.0.1:1", "--trainer",
        dir_ / "no-such-sweep-train", "--work-dir", dir_.path().string()},
-      dir_, {"PATH=" + PathWithout()});
+      dir_, {NoNvml()});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("Scheduler 127.0.0.1:1: not reachable"));
   EXPECT_THAT(r.out, HasSubstr("cannot reach the scheduler at 127.0.0.1:1"));
@@ -158,11 +159,12 @@ TEST_F(DoctorTest, UnreachableSchedulerAndMissingTrainerFail) {
 }
 
 TEST_F(DoctorTest, ReachableSchedulerFromTheEnvironmentPasses) {
+  if (RealNvmlPresent()) GTEST_SKIP() << "this machine has an NVIDIA driver";
   Cluster cluster;
   cluster.StartScheduler();
   CommandResult r = RunSweep(
       {"doctor", "--trainer", TrainBin(), "--work-dir", dir_.path().string()},
-      dir_, {"PATH=" + PathWithout(), "SWEEP_SCHEDULER=" + cluster.address()});
+      dir_, {NoNvml(), "SWEEP_SCHEDULER=" + cluster.address()});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("Scheduler " + cluster.address() +
                                ": reachable, 0 sweep(s), 0 worker(s)"));

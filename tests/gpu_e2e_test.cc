@@ -1,12 +1,14 @@
 // GPU placement end to end (issue 6), with a real scheduler and `sweep worker --gpus
-// all` processes on loopback and a fake nvidia-smi on PATH: packing by count and by
-// memory, trials of two GPUs, refusal at submit, the no-silent-CPU flag, out of
-// memory, release of GPU memory and foreign processes, telemetry.
+// all` processes on loopback and the fake libnvidia-ml.so.1 (tests/fake_nvml.cc)
+// first in their LD_LIBRARY_PATH: packing by count and by memory, trials of two
+// GPUs, refusal at submit, the no-silent-CPU flag, out of memory, release of GPU
+// memory and foreign processes, telemetry, and a driver whose every call takes
+// seconds (the livelock of the "Real GPUs" issue).
 //
-// The fake nvidia-smi reads its GPUs from $FAKE_GPU_DIR/gpus and the processes that
-// hold GPU memory from $FAKE_GPU_DIR/apps ("pid, uuid, MiB"; a line counts while its
-// process lives). The trial script writes its own line there when asked to use its
-// GPU, and counts the trials on each of its GPUs in $FAKE_GPU_DIR/on-<index>/.
+// The fake NVML lists the processes that hold GPU memory from $FAKE_GPU_DIR/apps
+// ("pid, uuid, MiB"; a line counts while its process lives). The trial script
+// writes its own line there when asked to use its GPU, and counts the trials on
+// each of its GPUs in $FAKE_GPU_DIR/on-<index>/.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -16,33 +18,12 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/cluster.h"
+#include "tests/fake_nvml.h"
 
 namespace sweep::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-constexpr char kFakeNvidiaSmi[] = R"(#!/bin/sh
-D="$FAKE_GPU_DIR"
-apps() {
-  [ -f "$D/apps" ] || return 0
-  while IFS=', ' read -r pid uuid mib; do
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid, $uuid, $mib"
-  done < "$D/apps"
-}
-case "$1" in
-  --query-gpu=index,uuid,name,memory.total)
-    while read -r i u m; do echo "$i, $u, Fake GPU, $m"; done < "$D/gpus" ;;
-  --query-gpu=*)
-    A=$(apps)
-    while read -r i u m; do
-      used=$(echo "$A" | awk -F', ' -v u="$u" '$2 == u { s += $3 } END { print s + 0 }')
-      echo "$i, $u, 50, $used, $m, 100.00"
-    done < "$D/gpus" ;;
-  --query-compute-apps=*) apps ;;
-esac
-exit 0
-)";
 
 // --mem=MiB: hold that much on each GPU (0: never touch the GPU); --ticks=N: run N
 // tenths of a second; --oom=1: die the way PyTorch does out of memory; --leak=MiB:
@@ -90,16 +71,8 @@ class GpuCluster {
   explicit GpuCluster(int gpus, int64_t memory_mib = 16384, double release_timeout = 1) {
     fake_ = c_.dir() / "fakegpu";
     std::filesystem::create_directories(fake_);
-    std::filesystem::create_directories(c_.dir() / "fakebin");
-    std::string list;
-    for (int i = 0; i < gpus; ++i) {
-      absl::StrAppend(&list, i, " GPU-fake-", i, " ", memory_mib, "\n");
-    }
-    WriteFile(fake_ + "/gpus", list);
     WriteFile(fake_ + "/apps", "");
-    bin_ = c_.dir() / "fakebin";
-    WriteFile(bin_ + "/nvidia-smi", kFakeNvidiaSmi);
-    chmod((bin_ + "/nvidia-smi").c_str(), 0755);
+    nvml_.Write(FakeCards(gpus, memory_mib, fake_ + "/apps"));
     trial_ = c_.dir() / "gpu_trial.sh";
     WriteFile(trial_, kTrial);
     c_.StartScheduler();
@@ -114,9 +87,12 @@ class GpuCluster {
   }
 
   std::vector<std::string> Env() const {
-    return {"PATH=" + bin_ + ":" + ::sweep::testing::Env("PATH"), "FAKE_GPU_DIR=" + fake_};
+    std::vector<std::string> env = nvml_.Env();
+    env.push_back("FAKE_GPU_DIR=" + fake_);
+    return env;
   }
   Cluster& c() { return c_; }
+  FakeNvml& nvml() { return nvml_; }
   const std::string& fake() const { return fake_; }
 
   // A grid spec over `params` (YAML of the parameters block) with `resources`.
@@ -138,7 +114,8 @@ class GpuCluster {
 
  private:
   Cluster c_;
-  std::string fake_, bin_, trial_;
+  FakeNvml nvml_{c_.dir() / "nvml.json"};
+  std::string fake_, trial_;
 };
 
 int MaxShared(const std::string& trial_dir) {
@@ -332,6 +309,39 @@ TEST(GpuEndToEndTest, LeftoverAndForeignGpuMemoryIsReportedNotWaitedOnSilently) 
   EXPECT_TRUE(WaitFor([&] { return db.Value("SELECT COUNT(*) FROM workers WHERE message <> ''") == "0"; },
                       absl::Seconds(20)))
       << g.c().Logs();
+}
+
+TEST(GpuEndToEndTest, ADriverThatTakesTwoSecondsPerCallHoldsUpNoTrialHeartbeatOrLease) {
+  // The livelock of the "Real GPUs" issue: with nvidia-smi taking 2 s, trials took
+  // 20-35 s from start to recorded end, slots went silent past the lease and trials
+  // came back at attempt 3. Here every NVML call takes 2 s, the lease is 2 s (the
+  // cluster's --lease-timeout) and each trial writes the time it exits as its last
+  // act.
+  GpuCluster g(4);
+  g.nvml().config()["delay_s"] = 2;
+  g.nvml().Write();
+  std::string trial = g.c().dir() / "one_second.sh";
+  WriteFile(trial, "#!/bin/sh\nsleep 1\ndate +%s.%N > \"$SWEEP_TRIAL_DIR/exited\"\n");
+  std::string sweep = g.c().Submit(absl::StrCat(
+      "program: ", trial, "\ncommand: [\"/bin/sh\", \"${program}\", \"${args}\"]\n",
+      "method: grid\nparameters:\n  x: {values: [1, 2, 3, 4, 5, 6, 7, 8]}\n",
+      "resources: {gpus_per_trial: 1}\n"));
+  ASSERT_TRUE(g.c().WaitEnded(sweep, absl::Seconds(90))) << g.c().Logs();
+  Db db(g.c().db());
+  auto trials = db.Query("SELECT id, state, attempt, ended_at, trial_dir FROM trials WHERE "
+                         "sweep_id='" + sweep + "'");
+  ASSERT_EQ(trials.size(), 8u);
+  for (const auto& t : trials) {
+    SCOPED_TRACE(t[0]);
+    EXPECT_EQ(t[1], "completed");
+    EXPECT_EQ(t[2], "1") << "never re-queued";
+    std::string exited = ReadFile(t[4] + "/exited");
+    ASSERT_FALSE(exited.empty());
+    double lag = std::stod(t[3]) - std::stod(exited);
+    EXPECT_LT(lag, 3) << "its end was recorded " << lag << " s after it exited";
+    EXPECT_GT(lag, -0.5);
+  }
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM events WHERE kind = 'trial_requeued'"), "0");
 }
 
 }  // namespace

@@ -1,173 +1,407 @@
+// GPU discovery, telemetry and the GpuMonitor, against the fake libnvidia-ml.so.1
+// (tests/fake_nvml.cc) loaded by path: cards and MIG devices, selection, a missing
+// or too old NVML, per-device errors (not supported, GPU lost mid-run), the energy
+// counter against integrated power, and a driver whose every call takes seconds.
 #include "worker/gpu.h"
 
 #include <unistd.h>
 
 #include <stdlib.h>
-#include <sys/stat.h>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fake_nvml.h"
 #include "tests/testing.h"
 #include "worker/gpu_monitor.h"
 
 namespace sweep {
 namespace {
 
+using ::sweep::testing::FakeCards;
+using ::sweep::testing::FakeNvml;
+using ::sweep::testing::FakeNvmlLibrary;
 using ::sweep::testing::TempDir;
 using ::sweep::testing::WriteFile;
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
 
-constexpr char kFourGpus[] =
-    "0, GPU-aaaa, NVIDIA H200, 143771\n"
-    "1, GPU-bbbb, NVIDIA H200, 143771\n"
-    "2, GPU-cccc, NVIDIA H200, 143771\n"
-    "3, GPU-dddd, NVIDIA H200, 143771\n";
+// A fake node for one test: its config file, named by $SWEEP_FAKE_NVML.
+class GpuTest : public ::testing::Test {
+ protected:
+  GpuTest() : nvml_(dir_ / "nvml.json") {
+    WriteFile(apps(), "");
+    setenv("SWEEP_FAKE_NVML", nvml_.path().c_str(), 1);
+  }
+  ~GpuTest() override {
+    StopHolders();
+    unsetenv("SWEEP_FAKE_NVML");
+  }
+  std::string apps() const { return dir_ / "apps"; }
+  // A process that lives until the test ends, holding `mib` on device `uuid`.
+  pid_t Hold(const std::string& uuid, int mib) {
+    SpawnOptions o;
+    o.argv = {"sleep", "60"};
+    auto c = ChildProcess::Spawn(o);
+    EXPECT_TRUE(c.ok());
+    pid_t pid = c->pid();
+    held_.push_back(std::move(*c));
+    std::string lines = ::sweep::testing::ReadFile(apps());
+    WriteFile(apps(), absl::StrCat(lines, pid, ", ", uuid, ", ", mib, "\n"));
+    return pid;
+  }
+  void StopHolders() {
+    for (ChildProcess& c : held_) c.Stop(absl::Seconds(1));
+    held_.clear();
+  }
 
-TEST(GpuTest, ParsesNvidiaSmiCsv) {
-  auto gpus = ParseNvidiaSmiCsv(kFourGpus);
-  ASSERT_TRUE(gpus.ok());
-  ASSERT_EQ(gpus->size(), 4u);
-  EXPECT_EQ((*gpus)[2].index, 2);
-  EXPECT_EQ((*gpus)[2].uuid, "GPU-cccc");
-  EXPECT_EQ((*gpus)[2].name, "NVIDIA H200");
-  EXPECT_EQ((*gpus)[2].memory_mib, 143771);
-}
-
-TEST(GpuTest, UnreadableLineIsInvalidArgumentNamingIt) {
-  auto gpus = ParseNvidiaSmiCsv("0, GPU-aaaa, NVIDIA H200, [N/A]\n");
-  EXPECT_EQ(gpus.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(std::string(gpus.status().message()),
-            "nvidia-smi output line 1 is not 'index, uuid, name, memory': "
-            "0, GPU-aaaa, NVIDIA H200, [N/A]");
-}
-
-TEST(GpuTest, SelectsAllOrAListAndRejectsUnknownIndexes) {
-  auto all = *ParseNvidiaSmiCsv(kFourGpus);
-  EXPECT_EQ(SelectGpus(all, "all")->size(), 4u);
-  auto some = SelectGpus(all, "0,2,3,2");
-  ASSERT_TRUE(some.ok());
-  ASSERT_EQ(some->size(), 3u);
-  EXPECT_EQ((*some)[1].index, 2);
-  EXPECT_EQ(SelectGpus(all, "7").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(SelectGpus(all, "one").status().code(), absl::StatusCode::kInvalidArgument);
-}
-
-TEST(GpuTest, DiscoveryRunsNvidiaSmiFromPath) {
-  TempDir dir;
-  WriteFile(dir / "nvidia-smi", std::string("#!/bin/sh\ncat <<'X'\n") + kFourGpus + "X\n");
-  chmod((dir / "nvidia-smi").c_str(), 0755);
-  std::string old_path = getenv("PATH");
-  setenv("PATH", (dir.path().string() + ":" + old_path).c_str(), 1);
-  auto gpus = NewNvidiaSmiDiscovery()->Discover();
-  setenv("PATH", old_path.c_str(), 1);
-  ASSERT_TRUE(gpus.ok()) << gpus.status();
-  EXPECT_EQ(gpus->size(), 4u);
-}
-
-TEST(GpuTest, NoNvidiaSmiMeansNoGpuWithAHint) {
-  std::string old_path = getenv("PATH");
-  setenv("PATH", "/nonexistent", 1);
-  auto gpus = NewNvidiaSmiDiscovery()->Discover();
-  setenv("PATH", old_path.c_str(), 1);
-  EXPECT_EQ(gpus.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(std::string(gpus.status().message()).find("--cpus N"), std::string::npos);
-}
-
-// ---- telemetry (issue 6) --------------------------------------------------------
-
-TEST(GpuTest, ParsesTelemetryWithNotAvailableAsZero) {
-  auto samples = ParseGpuSampleCsv(
-      "0, GPU-aaaa, 87, 30512, 143771, 612.40\n1, GPU-bbbb, [N/A], 0, 143771, [N/A]\n");
-  ASSERT_TRUE(samples.ok()) << samples.status();
-  ASSERT_EQ(samples->size(), 2u);
-  EXPECT_EQ((*samples)[0].utilization, 87);
-  EXPECT_EQ((*samples)[0].memory_used_mib, 30512);
-  EXPECT_EQ((*samples)[0].memory_total_mib, 143771);
-  EXPECT_DOUBLE_EQ((*samples)[0].power_watts, 612.4);
-  EXPECT_EQ((*samples)[1].uuid, "GPU-bbbb");
-  EXPECT_EQ((*samples)[1].power_watts, 0);
-  EXPECT_EQ(ParseGpuSampleCsv("0, GPU-aaaa, 87\n").status().code(),
-            absl::StatusCode::kInvalidArgument);
-
-  auto procs = ParseComputeAppsCsv("4242, GPU-aaaa, 5000\n4243, GPU-bbbb, [N/A]\n");
-  ASSERT_TRUE(procs.ok()) << procs.status();
-  ASSERT_EQ(procs->size(), 2u);
-  EXPECT_EQ((*procs)[0].pid, 4242);
-  EXPECT_EQ((*procs)[0].used_mib, 5000);
-  EXPECT_EQ((*procs)[1].used_mib, 0);
-  EXPECT_TRUE(ParseComputeAppsCsv("No running processes found\n")->empty());
-  EXPECT_EQ(std::string(ParseComputeAppsCsv("x, GPU-aaaa, 1\n").status().message()),
-            "nvidia-smi output line 1 is not 'pid, gpu uuid, used memory': x, GPU-aaaa, 1");
-}
-
-// A probe that reports what the test sets.
-class FakeProbe : public GpuProbe {
- public:
-  absl::StatusOr<std::vector<GpuSample>> Sample() override { return samples; }
-  absl::StatusOr<std::vector<GpuProcess>> Processes() override { return procs; }
-  std::vector<GpuSample> samples;
-  std::vector<GpuProcess> procs;
+  TempDir dir_;
+  FakeNvml nvml_;
+  std::vector<ChildProcess> held_;
 };
 
-std::vector<Gpu> TwoGpus() {
-  return {Gpu{.index = 0, .uuid = "GPU-a", .name = "H200", .memory_mib = 143771},
-          Gpu{.index = 1, .uuid = "GPU-b", .name = "H200", .memory_mib = 143771}};
+// One card in MIG mode with two MIG devices (at MIG slots 0 and 3) between two
+// plain cards.
+Json MigNode() {
+  Json c = FakeCards(3, 40960);
+  c["gpus"][1]["uuid"] = "GPU-mig-card";
+  c["gpus"][1]["name"] = "NVIDIA A100-SXM4-40GB";
+  c["gpus"][1]["mig"] = Json::array(
+      {{{"uuid", "MIG-aaaa"}, {"name", "NVIDIA A100-SXM4-40GB MIG 3g.20gb"}, {"memory_mib", 19968}},
+       {{"uuid", "MIG-bbbb"},
+        {"name", "NVIDIA A100-SXM4-40GB MIG 1g.5gb"},
+        {"memory_mib", 4864},
+        {"slot", 3}}});
+  return c;
 }
 
-TEST(GpuMonitorTest, TrialsSharingAGpuSplitItsEnergyAndEachKeepsItsOwnPeak) {
-  FakeProbe probe;
-  probe.samples = {{.index = 0, .uuid = "GPU-a", .utilization = 80, .memory_used_mib = 0,
-                    .memory_total_mib = 143771, .power_watts = 300},
-                   {.index = 1, .uuid = "GPU-b", .utilization = 0, .memory_used_mib = 0,
-                    .memory_total_mib = 143771, .power_watts = 60}};
-  GpuMonitor monitor(&probe, TwoGpus(), absl::Hours(1));  // samples only when asked
-  // Two "trials" led by processes of their own (sleeping children), on GPU 0.
+TEST_F(GpuTest, DiscoveryListsEveryCardThroughNvml) {
+  nvml_.Write(FakeCards(4, 81559));
+  auto discovery = NewNvmlDiscovery(FakeNvmlLibrary());
+  auto gpus = discovery->Discover();
+  ASSERT_TRUE(gpus.ok()) << gpus.status();
+  ASSERT_EQ(gpus->size(), 4u);
+  EXPECT_EQ((*gpus)[2].index, 2);
+  EXPECT_EQ((*gpus)[2].uuid, "GPU-fake-2");
+  EXPECT_EQ((*gpus)[2].name, "Fake GPU");
+  EXPECT_EQ((*gpus)[2].memory_mib, 81559);
+  EXPECT_FALSE((*gpus)[2].is_mig_device());
+  EXPECT_EQ((*gpus)[2].CudaName(), "2");
+  EXPECT_THAT(discovery->Source(), HasSubstr("NVML ("));
+  EXPECT_THAT(discovery->Source(), HasSubstr("libnvidia-ml.so.1"));
+}
+
+TEST_F(GpuTest, CardInMigModeIsFollowedByItsMigDevicesWhichRunTheTrials) {
+  nvml_.Write(MigNode());
+  auto gpus = NewNvmlDiscovery(FakeNvmlLibrary())->Discover();
+  ASSERT_TRUE(gpus.ok()) << gpus.status();
+  ASSERT_EQ(gpus->size(), 5u);
+  const Gpu& card = (*gpus)[1];
+  EXPECT_TRUE(card.mig_enabled);
+  EXPECT_FALSE(card.runs_trials());
+  const Gpu& slice = (*gpus)[3];
+  EXPECT_EQ(slice.uuid, "MIG-bbbb");
+  EXPECT_EQ(slice.name, "NVIDIA A100-SXM4-40GB MIG 1g.5gb");
+  EXPECT_EQ(slice.memory_mib, 4864) << "the slice's own memory";
+  EXPECT_EQ(slice.index, 1) << "its card's index";
+  EXPECT_EQ(slice.mig_index, 3);
+  EXPECT_EQ(slice.parent_uuid, "GPU-mig-card");
+  EXPECT_EQ(slice.CudaName(), "MIG-bbbb") << "what CUDA_VISIBLE_DEVICES takes";
+
+  auto all = SelectGpus(*gpus, "all");
+  ASSERT_TRUE(all.ok());
+  std::vector<std::string> uuids;
+  for (const Gpu& g : *all) uuids.push_back(g.uuid);
+  EXPECT_EQ(uuids, (std::vector<std::string>{"GPU-fake-0", "MIG-aaaa", "MIG-bbbb", "GPU-fake-2"}));
+}
+
+TEST_F(GpuTest, SelectsByIndexCardUuidOrMigUuidAndNamesWhatTheNodeHasWhenAsked) {
+  nvml_.Write(MigNode());
+  auto gpus = *NewNvmlDiscovery(FakeNvmlLibrary())->Discover();
+  auto some = SelectGpus(gpus, "2,MIG-bbbb,GPU-fake-0,2");
+  ASSERT_TRUE(some.ok()) << some.status();
+  ASSERT_EQ(some->size(), 3u);
+  EXPECT_EQ((*some)[0].uuid, "GPU-fake-2");
+  EXPECT_EQ((*some)[1].uuid, "MIG-bbbb");
+  EXPECT_EQ(SelectGpus(gpus, "1")->size(), 2u) << "a card in MIG mode: its MIG devices";
+
+  auto five = SelectGpus(gpus, "5");
+  EXPECT_EQ(five.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(std::string(five.status().message()), "this node has no GPU 5 (it has 3: 0, 1, 2)");
+  auto mig = SelectGpus(gpus, "MIG-nope");
+  EXPECT_EQ(mig.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(std::string(mig.status().message()),
+            "this node has no MIG device MIG-nope (it has MIG-aaaa (NVIDIA A100-SXM4-40GB MIG "
+            "3g.20gb), MIG-bbbb (NVIDIA A100-SXM4-40GB MIG 1g.5gb))");
+  EXPECT_EQ(SelectGpus(gpus, "GPU-nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(SelectGpus(gpus, "one").status().code(), absl::StatusCode::kInvalidArgument);
+
+  Json empty = MigNode();
+  empty["gpus"][1]["mig"] = Json::array();
+  nvml_.Write(empty);
+  gpus = *NewNvmlDiscovery(FakeNvmlLibrary())->Discover();
+  auto none = SelectGpus(gpus, "1");
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(none.status().message(), HasSubstr("GPU 1 (GPU-mig-card) is in MIG mode but has "
+                                                 "no MIG devices"));
+  EXPECT_EQ(SelectGpus(gpus, "all")->size(), 2u) << "the others still run trials";
+}
+
+TEST_F(GpuTest, NoNvmlMeansNoGpuWithTheLoadersReasonAndAHint) {
+  auto gpus = NewNvmlDiscovery("/nonexistent/libnvidia-ml.so.1")->Discover();
+  EXPECT_EQ(gpus.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(gpus.status().message(),
+              HasSubstr("NVML could not be loaded (cannot load /nonexistent/libnvidia-ml.so.1: "
+                        "/nonexistent/libnvidia-ml.so.1: cannot open shared object file"));
+  EXPECT_THAT(gpus.status().message(), HasSubstr("--cpus N"));
+  auto probe = NewNvmlProbe("/nonexistent/libnvidia-ml.so.1")->Read({"GPU-fake-0"});
+  EXPECT_EQ(probe.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(GpuTest, NvmlTooOldNamesTheFunctionItLacks) {
+  nvml_.Write(FakeCards(1));
+  auto gpus =
+      NewNvmlDiscovery(::sweep::testing::OldFakeNvmlDir() + "/libnvidia-ml.so.1")->Discover();
+  EXPECT_EQ(gpus.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(gpus.status().message(), HasSubstr("is too old for sweep: it has no "
+                                                 "nvmlDeviceGetComputeRunningProcesses_v3"));
+}
+
+TEST_F(GpuTest, DriverThatDoesNotStartIsFailedPreconditionInNvmlsWords) {
+  Json c = FakeCards(1);
+  c["init_error"] = "DRIVER_NOT_LOADED";
+  nvml_.Write(c);
+  // Another name for the same file: a library that opened once stays open.
+  auto gpus = NewNvmlDiscovery(::sweep::testing::FakeNvmlDir() + "/./libnvidia-ml.so.1")
+                  ->Discover();
+  EXPECT_EQ(gpus.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(gpus.status().message(), HasSubstr("could not start: Driver Not Loaded (NVML "
+                                                 "error 9)"));
+}
+
+TEST_F(GpuTest, ProbeReadsMemoryUtilizationPowerEnergyAndProcesses) {
+  nvml_.Write(FakeCards(2, 16384, apps()));
+  pid_t pid = Hold("GPU-fake-1", 700);
+  auto probe = NewNvmlProbe(FakeNvmlLibrary());
+  auto r = probe->Read({"GPU-fake-1", "GPU-fake-0"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->gpus.size(), 2u);
+  const GpuSample& g = r->gpus[0];
+  EXPECT_EQ(g.uuid, "GPU-fake-1");
+  EXPECT_EQ(g.error, "");
+  EXPECT_EQ(g.memory_used_mib, 700);
+  EXPECT_EQ(g.memory_total_mib, 16384);
+  EXPECT_EQ(g.utilization, 50);
+  EXPECT_EQ(g.power_watts, 100);
+  EXPECT_TRUE(g.energy_joules.has_value());
+  EXPECT_EQ(r->gpus[1].memory_used_mib, 0);
+  ASSERT_EQ(r->processes.size(), 1u);
+  EXPECT_EQ(r->processes[0].pid, pid);
+  EXPECT_EQ(r->processes[0].uuid, "GPU-fake-1");
+  EXPECT_EQ(r->processes[0].used_mib, 700);
+  StopHolders();
+  r = probe->Read({"GPU-fake-1"});
+  EXPECT_TRUE(r->processes.empty()) << "its process is gone";
+
+  auto unknown = probe->Read({"GPU-nope"});
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_THAT(unknown->gpus[0].error, HasSubstr("does not list this device"));
+}
+
+TEST_F(GpuTest, PowerAndEnergyTheCardDoesNotSupportAreNoneNotErrors) {
+  Json c = FakeCards(1);
+  c["gpus"][0]["power_error"] = "NOT_SUPPORTED";
+  c["gpus"][0]["energy_error"] = "NOT_SUPPORTED";
+  nvml_.Write(c);
+  auto r = NewNvmlProbe(FakeNvmlLibrary())->Read({"GPU-fake-0"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->gpus[0].error, "");
+  EXPECT_FALSE(r->gpus[0].power_watts.has_value());
+  EXPECT_FALSE(r->gpus[0].energy_joules.has_value());
+  EXPECT_EQ(r->gpus[0].memory_total_mib, 16384);
+}
+
+TEST_F(GpuTest, MigDeviceReadsItsOwnMemoryAndProcessesAndHasNoPowerOfItsOwn) {
+  Json c = MigNode();
+  c["processes_file"] = apps();
+  nvml_.Write(c);
+  pid_t pid = Hold("MIG-bbbb", 1000);
+  auto r = NewNvmlProbe(FakeNvmlLibrary())->Read({"MIG-bbbb", "MIG-aaaa"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->gpus[0].error, "");
+  EXPECT_EQ(r->gpus[0].memory_total_mib, 4864);
+  EXPECT_EQ(r->gpus[0].memory_used_mib, 1000);
+  EXPECT_EQ(r->gpus[1].memory_used_mib, 0);
+  EXPECT_FALSE(r->gpus[0].power_watts.has_value());
+  EXPECT_FALSE(r->gpus[0].utilization.has_value());
+  ASSERT_EQ(r->processes.size(), 1u);
+  EXPECT_EQ(r->processes[0].pid, pid);
+  EXPECT_EQ(r->processes[0].uuid, "MIG-bbbb");
+}
+
+TEST_F(GpuTest, GpuLostMidRunIsReportedForThatDeviceAlone) {
+  nvml_.Write(FakeCards(2));
+  auto probe = NewNvmlProbe(FakeNvmlLibrary());
+  ASSERT_EQ(probe->Read({"GPU-fake-0", "GPU-fake-1"})->gpus[1].error, "");
+  nvml_.config()["gpus"][1]["lost"] = true;
+  nvml_.Write();
+  auto r = probe->Read({"GPU-fake-0", "GPU-fake-1"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->gpus[0].error, "");
+  EXPECT_FALSE(r->gpus[0].lost);
+  EXPECT_TRUE(r->gpus[1].lost);
+  EXPECT_EQ(r->gpus[1].error, "GPU is lost (NVML error 15)");
+}
+
+// ---- the monitor ------------------------------------------------------------
+
+// A "trial": a process of its own (a leader of its own process group).
+ChildProcess Leader() {
   SpawnOptions o;
-  o.argv = {"sleep", "30"};
-  auto a = ChildProcess::Spawn(o);
-  auto b = ChildProcess::Spawn(o);
-  ASSERT_TRUE(a.ok() && b.ok());
-  monitor.Begin("t-a", a->pid(), {0}, 0);
-  monitor.Begin("t-b", b->pid(), {0}, 0);
-  probe.procs = {{.pid = a->pid(), .uuid = "GPU-a", .used_mib = 700},
-                 {.pid = b->pid(), .uuid = "GPU-a", .used_mib = 1200},
-                 {.pid = 1, .uuid = "GPU-a", .used_mib = 50}};  // not theirs
+  o.argv = {"sleep", "60"};
+  return *ChildProcess::Spawn(o);
+}
+
+TEST_F(GpuTest, MonitorSplitsEnergyBetweenTrialsSharingAGpuAndKeepsEachOnesPeak) {
+  nvml_.Write(FakeCards(2, 16384, apps()));
+  auto probe = std::shared_ptr<GpuProbe>(NewNvmlProbe(FakeNvmlLibrary()));
+  GpuMonitor monitor(probe, {"GPU-fake-0"}, absl::Milliseconds(50));
+  ChildProcess a = Leader(), b = Leader();
   absl::Time start = absl::Now();
-  ASSERT_TRUE(monitor.SampleNow().ok());
-  double a0 = monitor.Usage("t-a").energy_joules, b0 = monitor.Usage("t-b").energy_joules;
-  absl::SleepFor(absl::Milliseconds(200));
-  ASSERT_TRUE(monitor.SampleNow().ok());
+  monitor.Begin("t-a", a.pid(), {"GPU-fake-0"}, 0);
+  monitor.Begin("t-b", b.pid(), {"GPU-fake-0"}, 0);
+  WriteFile(apps(), absl::StrCat(a.pid(), ", GPU-fake-0, 700\n", b.pid(), ", GPU-fake-0, 1200\n"));
+  Hold("GPU-fake-0", 50);  // no trial's
+  ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
+  absl::SleepFor(absl::Milliseconds(300));  // energy accrues over time
+  ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
   double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
-  EXPECT_EQ(monitor.Foreign(0).size(), 1u) << "pid 1 is no trial's";
-  TrialGpuUse ua = monitor.Usage("t-a");
-  TrialGpuUse ub = monitor.Usage("t-b");
+  EXPECT_EQ(monitor.Foreign("GPU-fake-0").size(), 1u) << "one process is no trial's";
+  TrialGpuUse ua = monitor.Usage("t-a"), ub = monitor.Usage("t-b");
   EXPECT_TRUE(ua.seen_on_gpu);
   EXPECT_EQ(ua.peak_mib, 700);
   EXPECT_EQ(ub.peak_mib, 1200);
-  EXPECT_DOUBLE_EQ(ua.MeanUtilization(), 80);
+  EXPECT_DOUBLE_EQ(ua.MeanUtilization(), 50);
   EXPECT_GT(ua.energy_joules, 0);
-  // Between two samples both ran: an even split of GPU 0's power.
-  EXPECT_NEAR(ua.energy_joules - a0, ub.energy_joules - b0, 1e-9);
-  EXPECT_LE(ua.energy_joules - a0 + ub.energy_joules - b0, 300 * elapsed + 1e-9)
-      << "never more than the GPU drew";
+  EXPECT_NEAR(ua.energy_joules, ub.energy_joules, 0.01 * ua.energy_joules) << "an even split";
+  EXPECT_LE(ua.energy_joules + ub.energy_joules, 100 * elapsed * 1.05)
+      << "never more than the GPU drew (the counter is read a moment after a round begins)";
+  EXPECT_TRUE(monitor.Shared("GPU-fake-0", "t-a"));
   monitor.End("t-a");
-  EXPECT_TRUE(monitor.Shared(0, "x")) << "t-b still runs on GPU 0";
+  EXPECT_FALSE(monitor.Shared("GPU-fake-0", "t-b")) << "t-b alone now";
   monitor.End("t-b");
-  EXPECT_FALSE(monitor.Shared(0, "x"));
-  a->Stop(absl::Seconds(1));
-  b->Stop(absl::Seconds(1));
+  a.Stop(absl::Seconds(1));
+  b.Stop(absl::Seconds(1));
 }
 
-TEST(GpuMonitorTest, WhenNoProcessIsVisibleButMemoryGrowsNothingIsAttributed) {
-  // Inside a container without the host's PID namespace nvidia-smi lists no process.
-  FakeProbe probe;
-  probe.samples = {{.index = 0, .uuid = "GPU-a", .memory_used_mib = 1000,
-                    .memory_total_mib = 143771}};
-  GpuMonitor monitor(&probe, TwoGpus(), absl::Hours(1));
-  monitor.Begin("t", getpid(), {0}, 1000);
-  probe.samples[0].memory_used_mib = 9000;
-  ASSERT_TRUE(monitor.SampleNow().ok());
+TEST_F(GpuTest, EnergyComesFromTheCardsCounterWhereItHasOneElseFromPowerOverTime) {
+  Json c = FakeCards(2);
+  c["gpus"][0]["energy_w"] = 300;  // the counter says 300 W, the power reading 100 W
+  c["gpus"][1]["energy_error"] = "NOT_SUPPORTED";
+  nvml_.Write(c);
+  auto probe = std::shared_ptr<GpuProbe>(NewNvmlProbe(FakeNvmlLibrary()));
+  GpuMonitor monitor(probe, {"GPU-fake-0", "GPU-fake-1"}, absl::Milliseconds(50));
+  ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
+  ChildProcess a = Leader(), b = Leader();
+  monitor.Begin("counter", a.pid(), {"GPU-fake-0"}, -1);
+  monitor.Begin("power", b.pid(), {"GPU-fake-1"}, -1);
+  absl::Time start = absl::Now();
+  absl::SleepFor(absl::Milliseconds(600));
+  ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
+  double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
+  double counter = monitor.End("counter").energy_joules;
+  double power = monitor.End("power").energy_joules;
+  EXPECT_GT(power, 100 * 0.5 * elapsed);
+  EXPECT_LE(power, 100 * elapsed + 1e-6);
+  EXPECT_GT(counter, 2.5 * power) << "the counter's 300 W, not the reading's 100 W";
+  EXPECT_LE(counter, 300 * elapsed * 1.1);
+  a.Stop(absl::Seconds(1));
+  b.Stop(absl::Seconds(1));
+}
+
+TEST_F(GpuTest, MonitorWaitsForASampleAfterAnEventToSayWhetherMemoryIsReleased) {
+  nvml_.Write(FakeCards(1, 16384, apps()));
+  auto probe = std::shared_ptr<GpuProbe>(NewNvmlProbe(FakeNvmlLibrary()));
+  GpuMonitor monitor(probe, {"GPU-fake-0"}, absl::Hours(1));  // samples only when asked
+  ChildProcess t = Leader();
+  monitor.Begin("t", t.pid(), {"GPU-fake-0"}, 0);
+  WriteFile(apps(), absl::StrCat(t.pid(), ", GPU-fake-0, 900\n"));
+  ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
+  TrialGpuUse use = monitor.End("t");
+  EXPECT_EQ(use.peak_mib, 900);
+  std::string held;
+  EXPECT_EQ(monitor.CheckReleased("GPU-fake-0", use, 0, true, absl::Now(),
+                                  absl::Now() + absl::Seconds(10), &held),
+            GpuMonitor::Release::kHeld);
+  EXPECT_EQ(held, absl::StrCat("900 MiB still held by process ", t.pid(), " of the trial"));
+  t.Stop(absl::Seconds(1));
+  EXPECT_EQ(monitor.CheckReleased("GPU-fake-0", use, 0, true, absl::Now(),
+                                  absl::Now() + absl::Seconds(10), &held),
+            GpuMonitor::Release::kReleased);
+}
+
+TEST_F(GpuTest, WhenNoProcessIsVisibleButMemoryGrowsNothingIsAttributed) {
+  // Inside a container without the host's PID namespace NVML lists no process.
+  Json c = FakeCards(1);
+  c["gpus"][0]["used_mib"] = 1000;
+  nvml_.Write(c);
+  auto probe = std::shared_ptr<GpuProbe>(NewNvmlProbe(FakeNvmlLibrary()));
+  GpuMonitor monitor(probe, {"GPU-fake-0"}, absl::Hours(1));
+  monitor.Begin("t", getpid(), {"GPU-fake-0"}, 1000);
+  nvml_.config()["gpus"][0]["used_mib"] = 9000;
+  nvml_.Write();
+  ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
   TrialGpuUse u = monitor.End("t");
   EXPECT_FALSE(u.seen_on_gpu);
   EXPECT_FALSE(u.attributable) << "so the no-silent-CPU check does not flag it";
+}
+
+TEST_F(GpuTest, MonitorReportsAGpuLostMidRun) {
+  nvml_.Write(FakeCards(1));
+  auto probe = std::shared_ptr<GpuProbe>(NewNvmlProbe(FakeNvmlLibrary()));
+  GpuMonitor monitor(probe, {"GPU-fake-0"}, absl::Milliseconds(50));
+  ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
+  std::string why;
+  EXPECT_FALSE(monitor.Lost("GPU-fake-0", &why));
+  nvml_.config()["gpus"][0]["lost"] = true;
+  nvml_.Write();
+  ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
+  EXPECT_TRUE(monitor.Lost("GPU-fake-0", &why));
+  EXPECT_EQ(why, "GPU is lost (NVML error 15)");
+}
+
+TEST_F(GpuTest, ADriverThatTakesSecondsPerCallDelaysNoCallerOfTheMonitor) {
+  nvml_.Write(FakeCards(1, 16384, apps()));
+  auto probe = std::shared_ptr<GpuProbe>(NewNvmlProbe(FakeNvmlLibrary()));
+  absl::Time built;
+  {
+    GpuMonitor monitor(probe, {"GPU-fake-0"}, absl::Milliseconds(50));
+    ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
+    nvml_.config()["delay_s"] = 2;
+    nvml_.Write();
+    monitor.RequestSample();  // the sampler is now in calls that take 2 s each
+    absl::SleepFor(absl::Milliseconds(100));
+    ChildProcess t = Leader();
+    absl::Time start = absl::Now();
+    monitor.Begin("t", t.pid(), {"GPU-fake-0"}, -1);
+    monitor.Usage("t");
+    monitor.Reading("GPU-fake-0");
+    monitor.Shared("GPU-fake-0", "t");
+    monitor.Foreign("GPU-fake-0");
+    std::string why;
+    monitor.Lost("GPU-fake-0", &why);
+    TrialGpuUse use = monitor.End("t");
+    EXPECT_LT(absl::Now() - start, absl::Milliseconds(100));
+    std::string held;
+    start = absl::Now();
+    EXPECT_EQ(monitor.CheckReleased("GPU-fake-0", use, -1, true, absl::Now(),
+                                    absl::Now() + absl::Milliseconds(200), &held),
+              GpuMonitor::Release::kUnknown);
+    EXPECT_LT(absl::Now() - start, absl::Milliseconds(600)) << "bounded by its deadline";
+    t.Stop(absl::Seconds(1));
+    built = absl::Now();
+  }
+  EXPECT_LT(absl::Now() - built, absl::Milliseconds(1500))
+      << "destruction does not wait for the driver";
 }
 
 TEST(GpuMonitorTest, ProcessTreeIsTheGroupAndTheDescendantsOfTheLeader) {
@@ -181,5 +415,6 @@ TEST(GpuMonitorTest, ProcessTreeIsTheGroupAndTheDescendantsOfTheLeader) {
   leader->Stop(absl::Seconds(1));
   EXPECT_FALSE(InProcessTree(leader->pid(), leader->pid())) << "gone";
 }
+
 }  // namespace
 }  // namespace sweep

@@ -8,7 +8,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr int64_t kH200 = 143771;  // MiB, as nvidia-smi reports an H200
+constexpr int64_t kH200 = 143771;  // MiB, as NVML reports an H200
 
 GpuLoad Gpu(const std::string& host, int index, int64_t memory = kH200, int slots = 4) {
   return GpuLoad{.host = host,

@@ -1,5 +1,6 @@
-// The worker daemon as users run it: GPU slots found through nvidia-smi (a fake one
-// on PATH here), one process per GPU under --gpus, and draining on SIGTERM.
+// The worker daemon as users run it: GPU slots found through NVML (the fake
+// libnvidia-ml.so.1 of tests/fake_nvml.cc here), one process per GPU or MIG device
+// under --gpus, bad GPU selections, a lost GPU, and draining on SIGTERM.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -8,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
+#include "tests/fake_nvml.h"
 
 namespace sweep::testing {
 namespace {
@@ -27,16 +29,14 @@ parameters:
   sleep: {value: )", sleep_s, "}\n", extra);
 }
 
-// A fake nvidia-smi that reports two GPUs, in a directory to put first on PATH.
-std::string FakeNvidiaSmi(const Cluster& c) {
-  std::string bin = c.dir() / "fakebin";
-  std::filesystem::create_directories(bin);
-  WriteFile(bin + "/nvidia-smi",
-            "#!/bin/sh\n"
-            "echo '0, GPU-11111111, Fake GPU, 81559'\n"
-            "echo '1, GPU-22222222, Fake GPU, 81559'\n");
-  chmod((bin + "/nvidia-smi").c_str(), 0755);
-  return "PATH=" + bin + ":" + Env("PATH");
+// A fake NVML that reports two GPUs; returns the environment that loads it.
+std::vector<std::string> TwoFakeGpus(const Cluster& c) {
+  FakeNvml nvml(c.dir() / "nvml.json");
+  nlohmann::json config = FakeCards(2, 81559);
+  config["gpus"][0]["uuid"] = "GPU-11111111";
+  config["gpus"][1]["uuid"] = "GPU-22222222";
+  nvml.Write(config);
+  return nvml.Env();
 }
 
 std::vector<std::string> SeenFiles(const Cluster& c) {
@@ -53,7 +53,7 @@ std::vector<std::string> SeenFiles(const Cluster& c) {
 TEST(WorkerTest, GpusAllRunsOneDaemonPerGpuAndPinsEachTrialToItsGpu) {
   Cluster c;
   c.StartScheduler();
-  size_t w = c.StartWorkerWith({"--gpus", "all"}, {FakeNvidiaSmi(c)});
+  size_t w = c.StartWorkerWith({"--gpus", "all"}, TwoFakeGpus(c));
   const std::string gate = c.dir() / "go";
   std::string sweep =
       c.Submit(Spec("resources: {gpus_per_trial: 1}\n", 0, "[1, 2, 3, 4, 5, 6]", gate));
@@ -121,13 +121,114 @@ TEST(WorkerTest, DrainedWorkerGivesItsTrialBackAndLeavesNoProcess) {
   EXPECT_EQ(db.Value("SELECT attempt FROM trials"), "1");
 }
 
-TEST(WorkerTest, GpuWorkerOnAMachineWithoutGpusSaysSo) {
+TEST(WorkerTest, GpuWorkerOnAMachineWithoutGpusSaysWhyNvmlCouldNotBeLoaded) {
+  if (RealNvmlPresent()) GTEST_SKIP() << "this machine has an NVIDIA driver";
   TempDir dir;
   CommandResult r = RunSweep({"worker", "--gpus", "all", "--scheduler", "127.0.0.1:1"}, dir,
-                             {"PATH=/nonexistent"});
+                             {"LD_LIBRARY_PATH=/nonexistent"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("no NVIDIA GPU found"));
+  EXPECT_THAT(r.err, HasSubstr("no NVIDIA GPU found: NVML could not be loaded (cannot load "
+                               "libnvidia-ml.so.1: libnvidia-ml.so.1: cannot open shared "
+                               "object file"));
   EXPECT_THAT(r.err, HasSubstr("--cpus N"));
+}
+
+TEST(WorkerTest, BadGpuSelectionsExitTwoNamingWhatWasAskedAndWhatTheNodeHas) {
+  TempDir dir;
+  FakeNvml nvml(dir / "nvml.json");
+  nlohmann::json config = FakeCards(4);
+  config["gpus"][3]["mig"] = {
+      {{"uuid", "MIG-aaaa"}, {"name", "Fake MIG 1g.5gb"}, {"memory_mib", 4864}},
+      {{"uuid", "MIG-bbbb"}, {"name", "Fake MIG 1g.5gb"}, {"memory_mib", 4864}}};
+  nvml.Write(config);
+  auto run = [&](const std::string& gpus, std::vector<std::string> env) {
+    return RunSweep({"worker", "--gpus", gpus, "--scheduler", "127.0.0.1:1"}, dir, env);
+  };
+  CommandResult r = run("5", nvml.Env());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--gpus: this node has no GPU 5 (it has 4: 0, 1, 2, 3)"));
+  r = run("0,MIG-nope", nvml.Env());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--gpus: this node has no MIG device MIG-nope (it has "
+                               "MIG-aaaa (Fake MIG 1g.5gb), MIG-bbbb (Fake MIG 1g.5gb))"));
+  std::vector<std::string> old = nvml.Env();
+  old[0] = "LD_LIBRARY_PATH=" + OldFakeNvmlDir();
+  r = run("all", old);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("is too old for sweep: it has no "
+                               "nvmlDeviceGetComputeRunningProcesses_v3"));
+  r = RunSweep({"worker", "--gpu", "3", "--scheduler", "127.0.0.1:1"}, dir, nvml.Env());
+  EXPECT_EQ(r.exit_code, 2) << "GPU 3 is in MIG mode: one of its MIG devices, not it";
+  EXPECT_THAT(r.err, HasSubstr("--gpu 3 names 2 devices (MIG-aaaa, MIG-bbbb): give one of "
+                               "them, or --gpus 3 for one worker process each"));
+}
+
+TEST(WorkerTest, EachMigDeviceIsASlotOfItsOwnAndTrialsSeeItsUuid) {
+  Cluster c;
+  c.StartScheduler();
+  FakeNvml nvml(c.dir() / "nvml.json");
+  nlohmann::json config = FakeCards(2, 40960);
+  config["gpus"][1]["mig"] = {
+      {{"uuid", "MIG-aaaa"}, {"name", "Fake MIG 3g.20gb"}, {"memory_mib", 19968}},
+      {{"uuid", "MIG-bbbb"}, {"name", "Fake MIG 1g.5gb"}, {"memory_mib", 4864}}};
+  nvml.Write(config);
+  c.StartWorkerWith({"--gpus", "all", "--slots-per-gpu", "1"}, nvml.Env());
+  Db db(c.db());
+  ASSERT_TRUE(WaitFor([&] { return db.Value("SELECT COUNT(*) FROM workers") == "3"; },
+                      absl::Seconds(20)))
+      << c.Logs();
+  auto workers = db.Query(
+      "SELECT gpu_uuid, gpu_name, gpu_memory_mib, gpu_index FROM workers ORDER BY gpu_uuid");
+  ASSERT_EQ(workers.size(), 3u);
+  EXPECT_EQ(workers[0], (std::vector<std::string>{"GPU-fake-0", "Fake GPU", "40960", "0"}));
+  EXPECT_EQ(workers[1], (std::vector<std::string>{"MIG-aaaa", "Fake MIG 3g.20gb", "19968", "1"}));
+  EXPECT_EQ(workers[2], (std::vector<std::string>{"MIG-bbbb", "Fake MIG 1g.5gb", "4864", "1"}));
+
+  std::string sweep = c.Submit(
+      Spec("resources: {gpus_per_trial: 1}\n", 0.5, "[1, 2, 3, 4, 5, 6]"));
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(60))) << c.Logs();
+  std::set<std::string> seen;
+  for (const auto& t : db.Query("SELECT state, trial_dir FROM trials")) {
+    EXPECT_EQ(t[0], "completed");
+    seen.insert(ReadSeen(t[1] + "/seen.txt")["CUDA_VISIBLE_DEVICES"]);
+  }
+  for (const std::string& v : seen) {
+    EXPECT_TRUE(v == "0" || v == "MIG-aaaa" || v == "MIG-bbbb") << v;
+  }
+  CommandResult status = c.Sweep({"status"});
+  EXPECT_THAT(status.out, HasSubstr("Fake MIG 1g.5gb"));
+}
+
+TEST(WorkerTest, SlotsOfALostGpuTakeNoMoreTrialsAndSaySo) {
+  Cluster c;
+  c.StartScheduler();
+  FakeNvml nvml(c.dir() / "nvml.json");
+  nvml.Write(FakeCards(2));
+  c.StartWorkerWith({"--gpus", "all", "--slots-per-gpu", "1", "--gpu-sample-interval", "0.1"},
+                    nvml.Env());
+  Db db(c.db());
+  ASSERT_TRUE(WaitFor([&] { return db.Value("SELECT COUNT(*) FROM workers") == "2"; },
+                      absl::Seconds(20)))
+      << c.Logs();
+  nvml.config()["gpus"][1]["lost"] = true;
+  nvml.Write();
+  std::string message;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        message = db.Value("SELECT message FROM workers WHERE gpu_uuid = 'GPU-fake-1'");
+        return !message.empty();
+      },
+      absl::Seconds(20)))
+      << c.Logs();
+  EXPECT_THAT(message, HasSubstr("GPU 1 (GPU-fake-1) is lost: GPU is lost (NVML error 15); "
+                                 "this slot takes no more trials"));
+  EXPECT_THAT(c.Logs(), HasSubstr("is lost"));
+  std::string sweep = c.Submit(Spec("resources: {gpus_per_trial: 1}\n", 0.2, "[1, 2, 3]"));
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(60))) << c.Logs();
+  for (const auto& t : db.Query("SELECT state, gpu FROM trials")) {
+    EXPECT_EQ(t[0], "completed");
+    EXPECT_EQ(t[1], "0") << "none on the lost GPU";
+  }
 }
 
 }  // namespace

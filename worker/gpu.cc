@@ -1,211 +1,347 @@
 #include "worker/gpu.h"
 
-#include <stdlib.h>
-#include <unistd.h>
-
-#include <fstream>
+#include <algorithm>
+#include <map>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/process.h"
-#include "common/status_util.h"
+#include "absl/synchronization/mutex.h"
+#include "spdlog/spdlog.h"
+#include "worker/internal/nvml.h"
 
 namespace sweep {
 namespace {
 
-// Runs nvidia-smi with `args`; returns its stdout. NotFound when it is not on PATH,
-// Unavailable when it fails or takes longer than `timeout`.
-absl::StatusOr<std::string> RunNvidiaSmi(std::vector<std::string> args,
-                                         absl::Duration timeout) {
-  char path[] = "/tmp/sweep-nvidia-smi-XXXXXX";
-  int fd = mkstemp(path);
-  if (fd < 0) return absl::InternalError("cannot make a temporary file");
-  close(fd);
-  SpawnOptions o;
-  o.argv = {"nvidia-smi"};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.stdout_path = path;
-  o.stderr_path = "/dev/null";
-  absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(o);
-  if (!child.ok()) {
-    unlink(path);
-    return absl::NotFoundError("nvidia-smi is not on PATH");
-  }
-  std::optional<ExitStatus> st = child->Wait(timeout);
-  if (!st) st = child->Stop(absl::ZeroDuration());
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  unlink(path);
-  if (!st->ok()) {
-    return absl::UnavailableError(absl::StrCat("nvidia-smi failed (", st->ToString(), ")"));
-  }
-  return text.str();
+using internal::Nvml;
+
+constexpr int64_t kMiB = 1 << 20;
+
+// A device as NVML knows it.
+struct Device {
+  Gpu gpu;
+  nvmlDevice_t handle = nullptr;
+};
+
+std::string Text(nvmlReturn_t (*fn)(nvmlDevice_t, char*, unsigned int), nvmlDevice_t d,
+                 nvmlReturn_t* r) {
+  char buf[NVML_DEVICE_UUID_V2_BUFFER_SIZE] = {0};
+  *r = fn(d, buf, sizeof(buf));
+  buf[sizeof(buf) - 1] = '\0';
+  return *r == NVML_SUCCESS ? std::string(buf) : "";
 }
 
-class NvidiaSmiDiscovery final : public GpuDiscovery {
+// Reads UUID, name and memory of `d` into `g`. The first error, else NVML_SUCCESS.
+nvmlReturn_t Describe(const Nvml& n, nvmlDevice_t d, Gpu* g) {
+  nvmlReturn_t r;
+  g->uuid = Text(n.DeviceGetUUID, d, &r);
+  if (r != NVML_SUCCESS) return r;
+  g->name = Text(n.DeviceGetName, d, &r);
+  if (r != NVML_SUCCESS) return r;
+  nvmlMemory_t mem{};
+  if (r = n.DeviceGetMemoryInfo(d, &mem); r != NVML_SUCCESS) return r;
+  g->memory_mib = static_cast<int64_t>(mem.total / kMiB);
+  return NVML_SUCCESS;
+}
+
+// Every card of the node, each card in MIG mode followed by its MIG devices.
+absl::StatusOr<std::vector<Device>> Enumerate(const Nvml& n) {
+  unsigned int count = 0;
+  if (nvmlReturn_t r = n.DeviceGetCount(&count); r != NVML_SUCCESS) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("NVML (", n.path(), ") cannot count the GPUs: ", n.Error(r)));
+  }
+  std::vector<Device> out;
+  for (unsigned int i = 0; i < count; ++i) {
+    Device card;
+    card.gpu.index = static_cast<int>(i);
+    nvmlReturn_t r = n.DeviceGetHandleByIndex(i, &card.handle);
+    if (r == NVML_SUCCESS) r = Describe(n, card.handle, &card.gpu);
+    if (r != NVML_SUCCESS) {
+      spdlog::warn("GPU {} cannot be read, leaving it out: {}", i, n.Error(r));
+      continue;
+    }
+    unsigned int current = 0, pending = 0;
+    card.gpu.mig_enabled = n.DeviceGetMigMode(card.handle, &current, &pending) == NVML_SUCCESS &&
+                           current == NVML_DEVICE_MIG_ENABLE;
+    out.push_back(card);
+    if (!card.gpu.mig_enabled) continue;
+    unsigned int slots = 0;
+    if (r = n.DeviceGetMaxMigDeviceCount(card.handle, &slots); r != NVML_SUCCESS) {
+      spdlog::warn("GPU {} is in MIG mode but its MIG devices cannot be listed: {}", i,
+                   n.Error(r));
+      continue;
+    }
+    for (unsigned int m = 0; m < slots; ++m) {
+      Device mig;
+      r = n.DeviceGetMigDeviceHandleByIndex(card.handle, m, &mig.handle);
+      if (r == NVML_ERROR_NOT_FOUND || r == NVML_ERROR_INVALID_ARGUMENT) continue;  // empty
+      if (r == NVML_SUCCESS) r = Describe(n, mig.handle, &mig.gpu);
+      if (r != NVML_SUCCESS) {
+        spdlog::warn("MIG device {} of GPU {} cannot be read, leaving it out: {}", m, i,
+                     n.Error(r));
+        continue;
+      }
+      mig.gpu.index = static_cast<int>(i);
+      mig.gpu.mig_index = static_cast<int>(m);
+      mig.gpu.parent_uuid = card.gpu.uuid;
+      out.push_back(mig);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const Nvml>> OpenForGpus(const std::string& library) {
+  absl::StatusOr<std::shared_ptr<const Nvml>> n = Nvml::Open(library);
+  if (absl::IsNotFound(n.status())) {
+    return absl::NotFoundError(absl::StrCat(
+        "no NVIDIA GPU found: NVML could not be loaded (", n.status().message(),
+        "); it comes with the NVIDIA driver. Use --cpus N on a machine without GPUs"));
+  }
+  return n;
+}
+
+class NvmlDiscovery final : public GpuDiscovery {
  public:
+  explicit NvmlDiscovery(std::string library) : library_(std::move(library)) {}
+
   absl::StatusOr<std::vector<Gpu>> Discover() override {
-    absl::StatusOr<std::string> text = RunNvidiaSmi(
-        {"--query-gpu=index,uuid,name,memory.total", "--format=csv,noheader,nounits"},
-        absl::Seconds(30));
-    if (absl::IsNotFound(text.status())) {
-      return absl::NotFoundError(
-          "no NVIDIA GPU found: nvidia-smi is not on PATH (use --cpus N on a machine "
-          "without GPUs)");
+    absl::StatusOr<std::shared_ptr<const Nvml>> n = OpenForGpus(library_);
+    if (!n.ok()) return n.status();
+    {
+      absl::MutexLock lock(&mu_);
+      source_ = absl::StrCat("NVML (", (*n)->path(), ")");
     }
-    if (!text.ok()) {
+    absl::StatusOr<std::vector<Device>> devices = Enumerate(**n);
+    if (!devices.ok()) return devices.status();
+    std::vector<Gpu> out;
+    for (const Device& d : *devices) out.push_back(d.gpu);
+    if (out.empty()) {
       return absl::NotFoundError(absl::StrCat(
-          "no NVIDIA GPU found: ", text.status().message(),
-          "; is the driver loaded? Use --cpus N on a machine without GPUs"));
+          "no NVIDIA GPU found: NVML (", (*n)->path(),
+          ") lists none. Use --cpus N on a machine without GPUs"));
     }
-    SWEEP_ASSIGN_OR_RETURN(std::vector<Gpu> gpus, ParseNvidiaSmiCsv(*text));
-    if (gpus.empty()) return absl::NotFoundError("nvidia-smi lists no GPU");
-    return gpus;
+    return out;
   }
+
+  std::string Source() const override {
+    absl::MutexLock lock(&mu_);
+    return source_;
+  }
+
+ private:
+  const std::string library_;
+  mutable absl::Mutex mu_;
+  std::string source_ ABSL_GUARDED_BY(mu_) = "NVML";
 };
 
-class NvidiaSmiProbe final : public GpuProbe {
+class NvmlProbe final : public GpuProbe {
  public:
-  absl::StatusOr<std::vector<GpuSample>> Sample() override {
-    absl::StatusOr<std::string> text = RunNvidiaSmi(
-        {"--query-gpu=index,uuid,utilization.gpu,memory.used,memory.total,power.draw",
-         "--format=csv,noheader,nounits"},
-        absl::Seconds(10));
-    if (!text.ok()) return absl::UnavailableError(text.status().message());
-    return ParseGpuSampleCsv(*text);
+  explicit NvmlProbe(std::string library) : library_(std::move(library)) {}
+
+  absl::StatusOr<GpuReading> Read(const std::vector<std::string>& uuids) override {
+    absl::StatusOr<std::shared_ptr<const Nvml>> n = Nvml::Open(library_);
+    if (!n.ok()) return absl::UnavailableError(n.status().message());
+    const Nvml& nvml = **n;
+    absl::MutexLock lock(&mu_);  // one round at a time: handles_ is shared
+    GpuReading out;
+    for (const std::string& uuid : uuids) {
+      auto it = handles_.find(uuid);
+      if (it == handles_.end()) {
+        Refresh(nvml);  // new MIG devices get new handles
+        it = handles_.find(uuid);
+      }
+      GpuSample s;
+      s.uuid = uuid;
+      if (it == handles_.end()) {
+        s.error = "NVML does not list this device (any more)";
+      } else {
+        ReadOne(nvml, it->second, &s, &out.processes);
+      }
+      out.gpus.push_back(std::move(s));
+    }
+    return out;
   }
-  absl::StatusOr<std::vector<GpuProcess>> Processes() override {
-    absl::StatusOr<std::string> text = RunNvidiaSmi(
-        {"--query-compute-apps=pid,gpu_uuid,used_memory", "--format=csv,noheader,nounits"},
-        absl::Seconds(10));
-    if (!text.ok()) return absl::UnavailableError(text.status().message());
-    return ParseComputeAppsCsv(*text);
+
+ private:
+  void Refresh(const Nvml& nvml) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::StatusOr<std::vector<Device>> devices = Enumerate(nvml);
+    if (!devices.ok()) return;
+    for (const Device& d : *devices) handles_[d.gpu.uuid] = d.handle;
   }
+
+  // One device into `s`; its processes appended to `procs`.
+  static void ReadOne(const Nvml& n, nvmlDevice_t d, GpuSample* s,
+                      std::vector<GpuProcess>* procs) {
+    // A lost card answers every call with NVML_ERROR_GPU_IS_LOST: the first one
+    // marks it and ends the reading. Memory is needed; any other figure that
+    // cannot be had (not supported, or another error) is left out.
+    auto failed = [&](nvmlReturn_t r) {
+      if (r != NVML_ERROR_GPU_IS_LOST) return false;
+      s->error = n.Error(r);
+      s->lost = true;
+      return true;
+    };
+    nvmlMemory_t mem{};
+    nvmlReturn_t r = n.DeviceGetMemoryInfo(d, &mem);
+    if (r == NVML_SUCCESS) {
+      s->memory_total_mib = static_cast<int64_t>(mem.total / kMiB);
+      s->memory_used_mib = static_cast<int64_t>(mem.used / kMiB);
+    } else if (r != NVML_ERROR_NOT_SUPPORTED) {
+      s->error = n.Error(r);
+      s->lost = r == NVML_ERROR_GPU_IS_LOST;
+      return;
+    }
+    nvmlUtilization_t util{};
+    r = n.DeviceGetUtilizationRates(d, &util);
+    if (r == NVML_SUCCESS) s->utilization = util.gpu;
+    if (failed(r)) return;
+    unsigned int mw = 0;
+    r = n.DeviceGetPowerUsage(d, &mw);
+    if (r == NVML_SUCCESS) s->power_watts = mw / 1000.0;
+    if (failed(r)) return;
+    unsigned long long mj = 0;
+    r = n.DeviceGetTotalEnergyConsumption(d, &mj);
+    if (r == NVML_SUCCESS) s->energy_joules = static_cast<double>(mj) / 1000.0;
+    if (failed(r)) return;
+    std::vector<nvmlProcessInfo_t> infos(32);
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      unsigned int count = static_cast<unsigned int>(infos.size());
+      r = n.DeviceGetComputeRunningProcesses(d, &count, infos.data());
+      if (r == NVML_ERROR_INSUFFICIENT_SIZE) {
+        infos.resize(std::max<size_t>(count, infos.size()) * 2);
+        continue;
+      }
+      if (r == NVML_SUCCESS) {
+        for (unsigned int i = 0; i < count && i < infos.size(); ++i) {
+          const nvmlProcessInfo_t& p = infos[i];
+          procs->push_back(GpuProcess{
+              .pid = static_cast<int>(p.pid),
+              .uuid = s->uuid,
+              .used_mib = p.usedGpuMemory == NVML_VALUE_NOT_AVAILABLE
+                              ? 0
+                              : static_cast<int64_t>(p.usedGpuMemory / kMiB)});
+        }
+      }
+      break;
+    }
+    failed(r);
+  }
+
+  const std::string library_;
+  absl::Mutex mu_;
+  std::map<std::string, nvmlDevice_t> handles_ ABSL_GUARDED_BY(mu_);
 };
 
-// The fields of one CSV line, trimmed.
-std::vector<std::string> Fields(absl::string_view line) {
-  std::vector<std::string> f = absl::StrSplit(line, ',');
-  for (std::string& s : f) s = std::string(absl::StripAsciiWhitespace(s));
-  return f;
-}
-
-// A number, or 0 for what nvidia-smi prints when it has none ("[N/A]", "[Not
-// Supported]", "N/A").
-bool NumberOrNa(const std::string& s, double* out) {
-  if (absl::SimpleAtod(s, out)) return true;
-  *out = 0;
-  return s.find("N/A") != std::string::npos || s.find("Not Supported") != std::string::npos ||
-         s.find("Unknown") != std::string::npos;
+std::string Indexes(const std::vector<Gpu>& all) {
+  std::vector<std::string> out;
+  for (const Gpu& g : all) {
+    if (!g.is_mig_device()) out.push_back(absl::StrCat(g.index));
+  }
+  return absl::StrJoin(out, ", ");
 }
 
 }  // namespace
 
-std::unique_ptr<GpuDiscovery> NewNvidiaSmiDiscovery() {
-  return std::make_unique<NvidiaSmiDiscovery>();
+std::string Gpu::CudaName() const { return is_mig_device() ? uuid : absl::StrCat(index); }
+
+std::string Gpu::Label() const {
+  return is_mig_device() ? absl::StrCat("MIG device ", uuid, " (GPU ", index, ")")
+                         : absl::StrCat("GPU ", index);
 }
 
-absl::StatusOr<std::vector<Gpu>> ParseNvidiaSmiCsv(const std::string& text) {
-  std::vector<Gpu> gpus;
-  int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_no;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty()) continue;
-    std::vector<std::string> f = absl::StrSplit(line, ',');
-    for (std::string& s : f) s = std::string(absl::StripAsciiWhitespace(s));
-    Gpu g;
-    if (f.size() != 4 || !absl::SimpleAtoi(f[0], &g.index) ||
-        !absl::SimpleAtoi(f[3], &g.memory_mib)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "nvidia-smi output line ", line_no, " is not 'index, uuid, name, memory': ",
-          line));
-    }
-    g.uuid = f[1];
-    g.name = f[2];
-    gpus.push_back(g);
-  }
-  return gpus;
+std::unique_ptr<GpuDiscovery> NewNvmlDiscovery(const std::string& library) {
+  return std::make_unique<NvmlDiscovery>(library);
 }
 
-absl::StatusOr<std::vector<GpuSample>> ParseGpuSampleCsv(const std::string& text) {
-  std::vector<GpuSample> out;
-  int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_no;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty()) continue;
-    std::vector<std::string> f = Fields(line);
-    GpuSample g;
-    double used = 0, total = 0;
-    if (f.size() != 6 || !absl::SimpleAtoi(f[0], &g.index) ||
-        !NumberOrNa(f[2], &g.utilization) || !NumberOrNa(f[3], &used) ||
-        !NumberOrNa(f[4], &total) || !NumberOrNa(f[5], &g.power_watts)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "nvidia-smi output line ", line_no,
-          " is not 'index, uuid, utilization, memory used, memory total, power': ", line));
-    }
-    g.uuid = f[1];
-    g.memory_used_mib = static_cast<int64_t>(used);
-    g.memory_total_mib = static_cast<int64_t>(total);
-    out.push_back(g);
-  }
-  return out;
+std::unique_ptr<GpuProbe> NewNvmlProbe(const std::string& library) {
+  return std::make_unique<NvmlProbe>(library);
 }
-
-absl::StatusOr<std::vector<GpuProcess>> ParseComputeAppsCsv(const std::string& text) {
-  std::vector<GpuProcess> out;
-  int line_no = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_no;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty() || absl::StartsWith(line, "No running")) continue;
-    std::vector<std::string> f = Fields(line);
-    GpuProcess p;
-    double used = 0;
-    if (f.size() != 3 || !absl::SimpleAtoi(f[0], &p.pid) || !NumberOrNa(f[2], &used)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "nvidia-smi output line ", line_no, " is not 'pid, gpu uuid, used memory': ", line));
-    }
-    p.uuid = f[1];
-    p.used_mib = static_cast<int64_t>(used);
-    out.push_back(p);
-  }
-  return out;
-}
-
-std::unique_ptr<GpuProbe> NewNvidiaSmiProbe() { return std::make_unique<NvidiaSmiProbe>(); }
 
 absl::StatusOr<std::vector<Gpu>> SelectGpus(const std::vector<Gpu>& all,
                                             const std::string& which) {
-  if (which == "all") return all;
   std::vector<Gpu> out;
-  std::set<int> seen;
-  for (absl::string_view part : absl::StrSplit(which, ',')) {
+  std::set<std::string> seen;
+  auto add = [&](const Gpu& g) {
+    if (seen.insert(g.uuid).second) out.push_back(g);
+  };
+  // A card stands for itself, or in MIG mode for its MIG devices.
+  auto add_card = [&](const Gpu& card) -> absl::Status {
+    if (!card.mig_enabled) {
+      add(card);
+      return absl::OkStatus();
+    }
+    bool any = false;
+    for (const Gpu& g : all) {
+      if (g.parent_uuid == card.uuid) {
+        add(g);
+        any = true;
+      }
+    }
+    if (any) return absl::OkStatus();
+    return absl::NotFoundError(absl::StrCat(
+        "GPU ", card.index, " (", card.uuid, ") is in MIG mode but has no MIG devices: "
+        "create some (nvidia-smi mig -cgi ... -C) or turn MIG mode off"));
+  };
+  if (which == "all") {
+    for (const Gpu& g : all) {
+      if (!g.is_mig_device()) {
+        if (absl::Status st = add_card(g); !st.ok()) {
+          spdlog::warn("{}; leaving it out", std::string(st.message()));
+        }
+      }
+    }
+    if (out.empty()) return absl::NotFoundError("this node has no GPU that can run trials");
+    return out;
+  }
+  for (absl::string_view raw : absl::StrSplit(which, ',')) {
+    std::string part(absl::StripAsciiWhitespace(raw));
+    if (absl::StartsWith(part, "MIG-")) {
+      auto it = std::find_if(all.begin(), all.end(), [&](const Gpu& g) { return g.uuid == part; });
+      if (it == all.end()) {
+        std::vector<std::string> migs;
+        for (const Gpu& g : all) {
+          if (g.is_mig_device()) migs.push_back(absl::StrCat(g.uuid, " (", g.name, ")"));
+        }
+        return absl::NotFoundError(absl::StrCat(
+            "this node has no MIG device ", part, " (it has ",
+            migs.empty() ? "none" : absl::StrJoin(migs, ", "), ")"));
+      }
+      add(*it);
+      continue;
+    }
+    if (absl::StartsWith(part, "GPU-")) {
+      auto it = std::find_if(all.begin(), all.end(), [&](const Gpu& g) { return g.uuid == part; });
+      if (it == all.end()) {
+        std::vector<std::string> cards;
+        for (const Gpu& g : all) {
+          if (!g.is_mig_device()) cards.push_back(absl::StrCat(g.index, ": ", g.uuid));
+        }
+        return absl::NotFoundError(absl::StrCat("this node has no GPU ", part, " (it has ",
+                                                absl::StrJoin(cards, ", "), ")"));
+      }
+      if (absl::Status st = add_card(*it); !st.ok()) return st;
+      continue;
+    }
     int index;
     if (!absl::SimpleAtoi(part, &index) || index < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--gpus: expected 'all' or a comma-separated list of GPU indexes, got '", which,
-          "'"));
+          "--gpus: expected 'all' or a comma-separated list of GPU indexes, GPU UUIDs "
+          "(GPU-...) and MIG device UUIDs (MIG-...), got '", which, "'"));
     }
-    if (!seen.insert(index).second) continue;
-    bool found = false;
-    for (const Gpu& g : all) {
-      if (g.index == index) {
-        out.push_back(g);
-        found = true;
-      }
-    }
-    if (!found) {
+    auto it = std::find_if(all.begin(), all.end(),
+                           [&](const Gpu& g) { return !g.is_mig_device() && g.index == index; });
+    if (it == all.end()) {
+      size_t cards = std::count_if(all.begin(), all.end(),
+                                   [](const Gpu& g) { return !g.is_mig_device(); });
       return absl::NotFoundError(absl::StrCat("this node has no GPU ", index, " (it has ",
-                                              all.size(), ")"));
+                                              cards, ": ", Indexes(all), ")"));
     }
+    if (absl::Status st = add_card(*it); !st.ok()) return st;
   }
   return out;
 }

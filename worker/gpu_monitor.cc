@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "spdlog/spdlog.h"
 
 namespace sweep {
@@ -57,109 +60,118 @@ bool InProcessTree(int pid, pid_t leader) {
   return false;
 }
 
-GpuMonitor::GpuMonitor(GpuProbe* probe, std::vector<Gpu> gpus, absl::Duration interval)
-    : probe_(probe), gpus_(std::move(gpus)), interval_(interval) {
-  thread_ = std::thread([this] { Loop(); });
-}
+struct GpuMonitor::State {
+  struct Active {
+    pid_t leader = 0;
+    std::vector<std::string> uuids;
+    int64_t baseline_mib = -1;  // memory in use on its first device when it began
+    absl::Time begin;
+    TrialGpuUse use;
+  };
+  // The previous sample of a device: when it began and the energy counter then.
+  struct Previous {
+    absl::Time time;
+    std::optional<double> energy_joules;
+  };
 
-GpuMonitor::~GpuMonitor() {
-  {
-    absl::MutexLock lock(&mu_);
-    stop_ = true;
+  State(std::shared_ptr<GpuProbe> p, std::vector<std::string> w, absl::Duration i)
+      : probe(std::move(p)), watch(std::move(w)), interval(i) {}
+
+  void Loop();
+  void Fold(const GpuReading& reading, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  bool Uses(const Active& a, const std::string& uuid) const {
+    return std::find(a.uuids.begin(), a.uuids.end(), uuid) != a.uuids.end();
   }
-  thread_.join();
-}
 
-void GpuMonitor::Loop() {
+  const std::shared_ptr<GpuProbe> probe;
+  const std::vector<std::string> watch;
+  const absl::Duration interval;
+  std::thread thread;
+  absl::Mutex mu;
+  bool stop ABSL_GUARDED_BY(mu) = false;
+  bool done ABSL_GUARDED_BY(mu) = false;       // the sampler returned
+  bool requested ABSL_GUARDED_BY(mu) = false;  // a slot asked for a sample
+  absl::Time last_attempt ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  absl::Time last_start ABSL_GUARDED_BY(mu) = absl::InfinitePast();  // of the newest sample
+  std::map<std::string, Active> active ABSL_GUARDED_BY(mu);
+  std::map<std::string, Previous> previous ABSL_GUARDED_BY(mu);  // by device UUID
+  std::map<std::string, GpuSample> last_samples ABSL_GUARDED_BY(mu);  // by device UUID
+  std::vector<GpuProcess> last_procs ABSL_GUARDED_BY(mu);
+  bool warned ABSL_GUARDED_BY(mu) = false;
+};
+
+void GpuMonitor::State::Loop() {
   while (true) {
-    bool sample = false;
+    std::vector<std::string> uuids;
     {
-      absl::MutexLock lock(&mu_);
-      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-      mu_.AwaitWithTimeout(absl::Condition(&stopping), interval_);
-      if (stop_) return;
-      sample = !active_.empty();
-    }
-    if (sample) {
-      if (absl::Status st = SampleNow(); !st.ok()) {
-        absl::MutexLock lock(&mu_);
-        if (!warned_) {
-          spdlog::warn("GPU telemetry unavailable: {}", std::string(st.message()));
-          warned_ = true;
+      absl::MutexLock lock(&mu);
+      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stop || requested; };
+      mu.AwaitWithDeadline(absl::Condition(&wake), last_attempt + interval);
+      if (stop) {
+        done = true;
+        return;
+      }
+      requested = false;
+      uuids = watch;
+      for (const auto& [id, a] : active) {
+        for (const std::string& u : a.uuids) {
+          if (!u.empty() && std::find(uuids.begin(), uuids.end(), u) == uuids.end()) {
+            uuids.push_back(u);
+          }
         }
       }
     }
-  }
-}
-
-std::string GpuMonitor::UuidOf(int index) const {
-  for (const Gpu& g : gpus_) {
-    if (g.index == index) return g.uuid;
-  }
-  return "";
-}
-
-void GpuMonitor::Begin(const std::string& trial, pid_t leader,
-                       const std::vector<int>& gpu_indexes, int64_t baseline_mib) {
-  absl::MutexLock lock(&mu_);
-  Active& a = active_[trial];
-  a = Active();
-  a.leader = leader;
-  for (int index : gpu_indexes) a.uuids.push_back(UuidOf(index));
-  a.baseline_mib = baseline_mib;
-}
-
-TrialGpuUse GpuMonitor::Usage(const std::string& trial) {
-  absl::MutexLock lock(&mu_);
-  auto it = active_.find(trial);
-  return it == active_.end() ? TrialGpuUse() : it->second.use;
-}
-
-TrialGpuUse GpuMonitor::End(const std::string& trial) {
-  SampleNow().IgnoreError();
-  absl::MutexLock lock(&mu_);
-  auto it = active_.find(trial);
-  if (it == active_.end()) return TrialGpuUse();
-  TrialGpuUse use = std::move(it->second.use);
-  active_.erase(it);
-  return use;
-}
-
-absl::Status GpuMonitor::SampleNow() {
-  absl::MutexLock probe_lock(&sample_mu_);
-  absl::StatusOr<std::vector<GpuSample>> samples = probe_->Sample();
-  if (!samples.ok()) return samples.status();
-  absl::StatusOr<std::vector<GpuProcess>> procs = probe_->Processes();
-  if (!procs.ok()) return procs.status();
-  absl::MutexLock lock(&mu_);
-  Fold(*samples, *procs, absl::Now());
-  last_samples_ = std::move(*samples);
-  last_procs_ = std::move(*procs);
-  return absl::OkStatus();
-}
-
-void GpuMonitor::Fold(const std::vector<GpuSample>& samples,
-                      const std::vector<GpuProcess>& procs, absl::Time now) {
-  // Energy: power times the time since the last sample, split between the trials
-  // of this worker on that GPU.
-  for (const GpuSample& g : samples) {
-    auto last = last_time_.find(g.uuid);
-    double dt = last == last_time_.end()
-                    ? 0
-                    : absl::ToDoubleSeconds(std::min(now - last->second, interval_ * 3));
-    last_time_[g.uuid] = now;
-    std::vector<Active*> on;
-    for (auto& [id, a] : active_) {
-      if (std::find(a.uuids.begin(), a.uuids.end(), g.uuid) != a.uuids.end()) on.push_back(&a);
+    absl::Time start = absl::Now();
+    absl::StatusOr<GpuReading> reading = probe->Read(uuids);
+    absl::MutexLock lock(&mu);
+    last_attempt = start;
+    if (!reading.ok()) {
+      if (!warned) {
+        spdlog::warn("GPU telemetry unavailable: {}", std::string(reading.status().message()));
+        warned = true;
+      }
+      continue;
     }
-    for (Active* a : on) a->use.energy_joules += g.power_watts * dt / on.size();
+    Fold(*reading, start);
+    for (const GpuSample& g : reading->gpus) last_samples[g.uuid] = g;
+    last_procs = std::move(reading->processes);
+    last_start = start;
   }
-  for (auto& [id, a] : active_) {
+}
+
+void GpuMonitor::State::Fold(const GpuReading& reading, absl::Time now) {
+  // Energy between the previous sample of a device and this one: the driver's
+  // counter where both have it, else power times time. Each trial on the device
+  // gets an even share of the part of that time it ran.
+  for (const GpuSample& g : reading.gpus) {
+    if (!g.error.empty()) continue;
+    auto prev = previous.find(g.uuid);
+    if (prev != previous.end() && now > prev->second.time) {
+      double dt = absl::ToDoubleSeconds(now - prev->second.time);
+      std::optional<double> joules;
+      if (g.energy_joules && prev->second.energy_joules) {
+        joules = std::max(0.0, *g.energy_joules - *prev->second.energy_joules);
+      } else if (g.power_watts) {
+        joules = *g.power_watts * dt;
+      }
+      std::vector<Active*> on;
+      for (auto& [id, a] : active) {
+        if (Uses(a, g.uuid)) on.push_back(&a);
+      }
+      for (Active* a : on) {
+        if (!joules) break;
+        double ran = absl::ToDoubleSeconds(now - std::max(prev->second.time, a->begin));
+        a->use.energy_joules += *joules * std::clamp(ran / dt, 0.0, 1.0) / on.size();
+      }
+    }
+    previous[g.uuid] = Previous{now, g.energy_joules};
+  }
+  for (auto& [id, a] : active) {
     if (a.uuids.empty()) continue;
     int64_t held = 0;
-    bool listed = false;  // nvidia-smi lists any process on its first GPU
-    for (const GpuProcess& p : procs) {
-      if (std::find(a.uuids.begin(), a.uuids.end(), p.uuid) == a.uuids.end()) continue;
+    bool listed = false;  // NVML lists any process on its first device
+    for (const GpuProcess& p : reading.processes) {
+      if (!Uses(a, p.uuid)) continue;
       listed |= p.uuid == a.uuids.front();
       if (!a.use.pids.count(p.pid) && !InProcessTree(p.pid, a.leader)) continue;
       a.use.pids.insert(p.pid);
@@ -167,10 +179,13 @@ void GpuMonitor::Fold(const std::vector<GpuSample>& samples,
       held += p.used_mib;
     }
     a.use.peak_mib = std::max(a.use.peak_mib, held);
-    for (const GpuSample& g : samples) {
-      if (g.uuid != a.uuids.front()) continue;
-      a.use.utilization_sum += g.utilization;
+    for (const GpuSample& g : reading.gpus) {
+      if (g.uuid != a.uuids.front() || !g.error.empty()) continue;
       ++a.use.samples;
+      if (g.utilization) {
+        a.use.utilization_sum += *g.utilization;
+        ++a.use.utilization_samples;
+      }
       if (!listed && a.baseline_mib >= 0 && g.memory_used_mib > a.baseline_mib + 64) {
         a.use.attributable = false;
       }
@@ -178,69 +193,130 @@ void GpuMonitor::Fold(const std::vector<GpuSample>& samples,
   }
 }
 
-std::optional<GpuSample> GpuMonitor::Reading(int index) {
-  if (!SampleNow().ok()) return std::nullopt;
-  std::string uuid = UuidOf(index);
-  absl::MutexLock lock(&mu_);
-  for (const GpuSample& g : last_samples_) {
-    if (g.uuid == uuid) return g;
-  }
-  return std::nullopt;
+GpuMonitor::GpuMonitor(std::shared_ptr<GpuProbe> probe, std::vector<std::string> watch,
+                       absl::Duration interval)
+    : state_(std::make_shared<State>(std::move(probe), std::move(watch), interval)) {
+  state_->thread = std::thread([s = state_] { s->Loop(); });
 }
 
-std::string GpuMonitor::WaitReleased(int index, const TrialGpuUse& use, int64_t baseline_mib,
-                                     bool was_alone, absl::Duration timeout) {
-  std::string uuid = UuidOf(index);
-  absl::Time deadline = absl::Now() + timeout;
-  std::string held;
-  while (true) {
-    if (!SampleNow().ok()) return "";  // no telemetry: nothing to wait for
-    {
-      absl::MutexLock lock(&mu_);
-      std::vector<std::string> left;
-      int64_t left_mib = 0;
-      for (const GpuProcess& p : last_procs_) {
-        if (p.uuid != uuid || !use.pids.count(p.pid)) continue;
-        left.push_back(absl::StrCat(p.pid));
-        left_mib += p.used_mib;
-      }
-      int64_t used = -1;
-      for (const GpuSample& g : last_samples_) {
-        if (g.uuid == uuid) used = g.memory_used_mib;
-      }
-      bool others = false;
-      for (const auto& [id, a] : active_) {
-        others |= std::find(a.uuids.begin(), a.uuids.end(), uuid) != a.uuids.end();
-      }
-      if (!left.empty()) {
-        held = absl::StrCat(left_mib, " MiB still held by process", left.size() == 1 ? "" : "es",
-                            " ", absl::StrJoin(left, ", "), " of the trial");
-      } else if (was_alone && !others && baseline_mib >= 0 && used > baseline_mib + 256) {
-        held = absl::StrCat(used - baseline_mib, " MiB more in use than before the trial (",
-                            used, " MiB now, ", baseline_mib, " before)");
-      } else {
-        return "";
-      }
-    }
-    if (absl::Now() >= deadline) return held;
-    absl::SleepFor(std::min(absl::Milliseconds(200), interval_));
-  }
-}
-
-std::vector<std::string> GpuMonitor::Foreign(int index) {
-  std::string uuid = UuidOf(index);
-  std::vector<GpuProcess> procs;
-  std::vector<Active> trials;
+GpuMonitor::~GpuMonitor() {
+  bool done;
   {
-    absl::MutexLock lock(&mu_);
-    procs = last_procs_;
-    for (const auto& [id, a] : active_) trials.push_back(a);
+    absl::MutexLock lock(&state_->mu);
+    state_->stop = true;
+    auto finished = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) { return state_->done; };
+    done = state_->mu.AwaitWithTimeout(absl::Condition(&finished), absl::Seconds(1));
+  }
+  // A sampler stuck in the driver keeps its own reference to the state and probe.
+  if (done) {
+    state_->thread.join();
+  } else {
+    state_->thread.detach();
+  }
+}
+
+void GpuMonitor::Begin(const std::string& trial, pid_t leader,
+                       const std::vector<std::string>& uuids, int64_t baseline_mib) {
+  absl::MutexLock lock(&state_->mu);
+  State::Active& a = state_->active[trial];
+  a = State::Active();
+  a.leader = leader;
+  a.uuids = uuids;
+  a.baseline_mib = baseline_mib;
+  a.begin = absl::Now();
+  state_->requested = true;
+}
+
+TrialGpuUse GpuMonitor::Usage(const std::string& trial) {
+  absl::MutexLock lock(&state_->mu);
+  auto it = state_->active.find(trial);
+  return it == state_->active.end() ? TrialGpuUse() : it->second.use;
+}
+
+TrialGpuUse GpuMonitor::End(const std::string& trial) {
+  absl::MutexLock lock(&state_->mu);
+  auto it = state_->active.find(trial);
+  if (it == state_->active.end()) return TrialGpuUse();
+  TrialGpuUse use = std::move(it->second.use);
+  state_->active.erase(it);
+  return use;
+}
+
+void GpuMonitor::RequestSample() {
+  absl::MutexLock lock(&state_->mu);
+  state_->requested = true;
+}
+
+absl::Time GpuMonitor::LastSampleTime() {
+  absl::MutexLock lock(&state_->mu);
+  return state_->last_start;
+}
+
+bool GpuMonitor::WaitForSample(absl::Time after, absl::Time deadline) {
+  State& s = *state_;
+  absl::MutexLock lock(&s.mu);
+  if (s.last_start >= after) return true;
+  s.requested = true;
+  auto in = [&s, after]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+    return s.last_start >= after || s.stop;
+  };
+  s.mu.AwaitWithDeadline(absl::Condition(&in), deadline);
+  return s.last_start >= after;
+}
+
+std::optional<GpuSample> GpuMonitor::Reading(const std::string& uuid) {
+  absl::MutexLock lock(&state_->mu);
+  auto it = state_->last_samples.find(uuid);
+  if (it == state_->last_samples.end()) return std::nullopt;
+  return it->second;
+}
+
+GpuMonitor::Release GpuMonitor::CheckReleased(const std::string& uuid, const TrialGpuUse& use,
+                                              int64_t baseline_mib, bool was_alone,
+                                              absl::Time after, absl::Time deadline,
+                                              std::string* held) {
+  if (!WaitForSample(after, deadline)) return Release::kUnknown;
+  State& s = *state_;
+  absl::MutexLock lock(&s.mu);
+  std::vector<std::string> left;
+  int64_t left_mib = 0;
+  for (const GpuProcess& p : s.last_procs) {
+    if (p.uuid != uuid || !use.pids.count(p.pid)) continue;
+    left.push_back(absl::StrCat(p.pid));
+    left_mib += p.used_mib;
+  }
+  int64_t used = -1;
+  if (auto it = s.last_samples.find(uuid); it != s.last_samples.end() && it->second.error.empty()) {
+    used = it->second.memory_used_mib;
+  }
+  bool others = false;
+  for (const auto& [id, a] : s.active) others |= s.Uses(a, uuid);
+  if (!left.empty()) {
+    *held = absl::StrCat(left_mib, " MiB still held by process", left.size() == 1 ? "" : "es",
+                         " ", absl::StrJoin(left, ", "), " of the trial");
+    return Release::kHeld;
+  }
+  if (was_alone && !others && baseline_mib >= 0 && used > baseline_mib + 256) {
+    *held = absl::StrCat(used - baseline_mib, " MiB more in use than before the trial (", used,
+                         " MiB now, ", baseline_mib, " before)");
+    return Release::kHeld;
+  }
+  return Release::kReleased;
+}
+
+std::vector<std::string> GpuMonitor::Foreign(const std::string& uuid) {
+  std::vector<GpuProcess> procs;
+  std::vector<State::Active> trials;
+  {
+    absl::MutexLock lock(&state_->mu);
+    procs = state_->last_procs;
+    for (const auto& [id, a] : state_->active) trials.push_back(a);
   }
   std::vector<std::string> out;
   for (const GpuProcess& p : procs) {
     if (p.uuid != uuid) continue;
     bool ours = false;
-    for (const Active& a : trials) {
+    for (const State::Active& a : trials) {
       ours |= a.use.pids.count(p.pid) > 0 || InProcessTree(p.pid, a.leader);
     }
     if (ours) continue;
@@ -253,15 +329,20 @@ std::vector<std::string> GpuMonitor::Foreign(int index) {
   return out;
 }
 
-bool GpuMonitor::Shared(int index, const std::string& except_trial) {
-  std::string uuid = UuidOf(index);
-  absl::MutexLock lock(&mu_);
-  for (const auto& [id, a] : active_) {
-    if (id != except_trial && std::find(a.uuids.begin(), a.uuids.end(), uuid) != a.uuids.end()) {
-      return true;
-    }
+bool GpuMonitor::Shared(const std::string& uuid, const std::string& except_trial) {
+  absl::MutexLock lock(&state_->mu);
+  for (const auto& [id, a] : state_->active) {
+    if (id != except_trial && state_->Uses(a, uuid)) return true;
   }
   return false;
+}
+
+bool GpuMonitor::Lost(const std::string& uuid, std::string* why) {
+  absl::MutexLock lock(&state_->mu);
+  auto it = state_->last_samples.find(uuid);
+  if (it == state_->last_samples.end() || !it->second.lost) return false;
+  *why = it->second.error;
+  return true;
 }
 
 }  // namespace sweep

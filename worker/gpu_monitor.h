@@ -1,29 +1,34 @@
-// GpuMonitor: what the trials of one worker process do on the node's GPUs.
+// GpuMonitor: what the trials of one worker process do on the node's GPUs, without
+// ever making a trial, a heartbeat or a lease wait for the GPU driver.
 //
-// While trials run it samples every GPU through a GpuProbe (utilization, memory,
-// power) and the processes holding GPU memory, and folds each reading into the
-// trials': whether a process of the trial (its process group or a descendant of its
-// leader) held memory on one of its GPUs, the most memory they held at once, its
-// share of the energy (power times time, split evenly between the trials of this
-// process on the same GPU) and the mean utilization. After a trial ends it waits,
-// bounded, until the trial's GPU memory is released, and names processes on a GPU
-// that no trial of this worker started.
+// One sampler thread per monitor (one per worker process, whatever its number of
+// slots) is the only caller of the GpuProbe. Every `interval`, and at once when a
+// slot asks, it reads the devices it watches (the slot's own) and those of the
+// running trials, and folds each reading into the trials': whether a process of
+// the trial (its process group or a descendant of its leader) held memory on one
+// of its devices, the most memory they held at once, its share of the energy (the
+// driver's energy counter where the card has one, else power times time; split
+// evenly between the trials of this process on the same device, for the time each
+// ran) and the mean utilization. Slots read the newest sample; where they must see
+// the GPU as it is after an event (a trial's end) they wait for a sample that
+// began after it, bounded by a deadline they choose. A probe call that takes
+// seconds, or hangs, delays only the sampler.
 //
-// Thread safety: every method is thread-safe; slots call it from their own threads.
-// Lifecycle: construct, Begin/End around each trial, destroy (stops the sampler).
+// Thread safety: every method is thread-safe and returns without calling the probe.
+// Lifecycle: construct (starts the sampler), Begin/End around each trial, destroy
+// (stops the sampler; a probe call that does not return within a second is left to
+// finish on its own, holding the probe alive).
 #ifndef SWEEP_WORKER_GPU_MONITOR_H_
 #define SWEEP_WORKER_GPU_MONITOR_H_
 
 #include <sys/types.h>
 
-#include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "worker/gpu.h"
 
@@ -32,81 +37,76 @@ namespace sweep {
 // What one trial did on its GPUs so far.
 struct TrialGpuUse {
   bool seen_on_gpu = false;   // a process of the trial held memory on one of its GPUs
-  // False when the GPU's memory grew but nvidia-smi lists no process on it (a
-  // container without the host's PID namespace): then nothing can be attributed,
-  // and the trial is never flagged.
+  // False when the GPU's memory grew but NVML lists no process on it (a container
+  // without the host's PID namespace): then nothing can be attributed, and the
+  // trial is never flagged.
   bool attributable = true;
   int64_t peak_mib = 0;       // most memory its processes held at once
   double energy_joules = 0;   // its share of its GPUs' energy
-  double utilization_sum = 0; // of its first GPU, over `samples`
-  int64_t samples = 0;
+  double utilization_sum = 0; // of its first GPU, over `utilization_samples`
+  int64_t utilization_samples = 0;
+  int64_t samples = 0;        // readings of its first GPU while it ran
   std::set<int> pids;         // its processes seen on a GPU
-  double MeanUtilization() const { return samples > 0 ? utilization_sum / samples : 0; }
+  double MeanUtilization() const {
+    return utilization_samples > 0 ? utilization_sum / utilization_samples : 0;
+  }
 };
 
 class GpuMonitor {
  public:
-  // `gpus`: the node's GPUs (index and UUID); `interval`: time between samples while
-  // a trial runs. The probe must outlive the monitor.
-  GpuMonitor(GpuProbe* probe, std::vector<Gpu> gpus, absl::Duration interval);
+  // `watch`: UUIDs of devices sampled always (the slot's own); `interval`: time
+  // between samples.
+  GpuMonitor(std::shared_ptr<GpuProbe> probe, std::vector<std::string> watch,
+             absl::Duration interval);
   ~GpuMonitor();
   GpuMonitor(const GpuMonitor&) = delete;
   GpuMonitor& operator=(const GpuMonitor&) = delete;
 
   // Starts accounting for `trial`, whose leader process is `leader` (its own process
-  // group) on the GPUs with these indexes; `baseline_mib` is the memory in use on its
-  // first GPU just before it started (-1 when unknown).
-  void Begin(const std::string& trial, pid_t leader, const std::vector<int>& gpu_indexes,
+  // group) on the devices with these UUIDs (its first is its own); `baseline_mib`
+  // is the memory in use on its first device just before it started (-1 when
+  // unknown). Asks for a sample.
+  void Begin(const std::string& trial, pid_t leader, const std::vector<std::string>& uuids,
              int64_t baseline_mib);
   // Usage so far (empty for an unknown trial).
   TrialGpuUse Usage(const std::string& trial);
-  // Stops accounting for `trial` (after one last sample) and returns its usage.
+  // Stops accounting for `trial` and returns its usage up to the newest sample.
   TrialGpuUse End(const std::string& trial);
 
-  // Takes a sample now and folds it into the running trials. Unavailable when the
-  // probe fails.
-  absl::Status SampleNow();
-  // A fresh reading of GPU `index`; nullopt when the probe fails.
-  std::optional<GpuSample> Reading(int index);
+  // Asks the sampler for a sample now; returns at once.
+  void RequestSample();
+  // When the newest sample began; InfinitePast before the first.
+  absl::Time LastSampleTime();
+  // Asks for a sample and waits until one that began at or after `after` is in, or
+  // until `deadline`. Returns whether it is.
+  bool WaitForSample(absl::Time after, absl::Time deadline);
+  // The newest reading of device `uuid`; nullopt when there is none yet.
+  std::optional<GpuSample> Reading(const std::string& uuid);
 
-  // After a trial that ran on GPU `index` with `use` ended: waits up to `timeout` for
-  // its processes to leave the GPU and, when `was_alone` (no other trial of this
-  // worker shared the GPU) and `baseline_mib` >= 0, for the GPU's memory in use to
-  // fall back to within 256 MiB of `baseline_mib`. Returns "" once released, else
-  // what still holds the memory, in words.
-  std::string WaitReleased(int index, const TrialGpuUse& use, int64_t baseline_mib,
-                           bool was_alone, absl::Duration timeout);
-  // Processes holding memory on GPU `index` that no running trial of this worker
+  enum class Release { kReleased, kHeld, kUnknown };
+  // Whether the memory of a trial that ran on device `uuid` with `use` is released,
+  // judged on a sample that began at or after `after` (waited for until
+  // `deadline`): kUnknown when none came in time, kHeld (with `*held` saying what
+  // holds it, in words) while a process of the trial holds memory there or, when
+  // `was_alone` (no other trial of this worker shared the device) and
+  // `baseline_mib` >= 0, while its memory in use is more than 256 MiB above
+  // `baseline_mib`; else kReleased.
+  Release CheckReleased(const std::string& uuid, const TrialGpuUse& use, int64_t baseline_mib,
+                        bool was_alone, absl::Time after, absl::Time deadline,
+                        std::string* held);
+  // Processes holding memory on device `uuid` that no running trial of this worker
   // started, in words ("pid 4242 (python3, 5000 MiB)"); other sweep trials are named
-  // as such. Uses the last sample.
-  std::vector<std::string> Foreign(int index);
-  // Whether another trial of this worker runs on GPU `index` now.
-  bool Shared(int index, const std::string& except_trial);
+  // as such. From the newest sample.
+  std::vector<std::string> Foreign(const std::string& uuid);
+  // Whether another trial of this worker runs on device `uuid` now.
+  bool Shared(const std::string& uuid, const std::string& except_trial);
+  // Whether the newest sample found device `uuid` lost (NVML_ERROR_GPU_IS_LOST);
+  // then `*why` is NVML's error.
+  bool Lost(const std::string& uuid, std::string* why);
 
  private:
-  struct Active {
-    pid_t leader = 0;
-    std::vector<std::string> uuids;
-    int64_t baseline_mib = -1;  // memory in use on its first GPU when it began
-    TrialGpuUse use;
-  };
-  void Loop();
-  std::string UuidOf(int index) const;
-  void Fold(const std::vector<GpuSample>& samples, const std::vector<GpuProcess>& procs,
-            absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  GpuProbe* const probe_;
-  const std::vector<Gpu> gpus_;
-  const absl::Duration interval_;
-  absl::Mutex mu_;
-  absl::Mutex sample_mu_;  // one probe call at a time
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<std::string, Active> active_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, absl::Time> last_time_ ABSL_GUARDED_BY(mu_);  // by GPU uuid
-  std::vector<GpuSample> last_samples_ ABSL_GUARDED_BY(mu_);
-  std::vector<GpuProcess> last_procs_ ABSL_GUARDED_BY(mu_);
-  bool warned_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  struct State;
+  std::shared_ptr<State> state_;
 };
 
 // Whether process `pid` belongs to the trial whose leader is `leader`: it is in the

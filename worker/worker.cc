@@ -174,11 +174,12 @@ v1::TrialGpuUsage ToProto(const TrialGpuUse& u, bool flagged) {
 // One slot: registers, leases trials one at a time and runs them.
 class Slot {
  public:
+  // `node`: the node's devices (to find the other GPUs of a trial of several).
   Slot(const WorkerOptions& o, const RpcSecurity& sec, Lifecycle* life,
        std::shared_ptr<grpc::Channel> channel, int slot, std::optional<Gpu> gpu,
-       GpuMonitor* monitor)
+       const std::vector<Gpu>* node, GpuMonitor* monitor)
       : o_(o), sec_(sec), life_(life), stub_(v1::WorkerService::NewStub(channel)),
-        slot_(slot), gpu_(std::move(gpu)), monitor_(gpu_ ? monitor : nullptr) {}
+        slot_(slot), gpu_(std::move(gpu)), node_(node), monitor_(gpu_ ? monitor : nullptr) {}
 
   void Run() {
     absl::Duration backoff = absl::Milliseconds(200);
@@ -188,6 +189,7 @@ class Slot {
         backoff = std::min(backoff * 2, absl::Seconds(5));
         continue;
       }
+      if (GpuLost()) continue;
       RefreshGpuMessage();
       v1::LeaseTrialRequest req;
       req.set_worker_id(worker_id_);
@@ -255,8 +257,8 @@ class Slot {
     return true;
   }
 
-  std::vector<std::string> TrialEnv(const v1::TrialAssignment& a, const fs::path& trial_dir,
-                                     const fs::path& ckpt_dir) const {
+  std::vector<std::string> TrialEnv(const v1::TrialAssignment& a, const std::vector<Gpu>& gpus,
+                                     const fs::path& trial_dir, const fs::path& ckpt_dir) const {
     std::vector<std::string> env;
     for (char** e = environ; *e != nullptr; ++e) {
       std::string_view kv(*e);
@@ -266,10 +268,13 @@ class Slot {
       }
       env.emplace_back(kv);
     }
-    // nvidia-smi numbers GPUs in PCI bus order, CUDA by default fastest first: make
-    // CUDA use nvidia-smi's order, or index 1 could be another card on a mixed node.
+    // NVML numbers GPUs in PCI bus order, CUDA by default fastest first: make CUDA
+    // use NVML's order, or index 1 could be another card on a mixed node. A MIG
+    // device is named by its MIG-... UUID.
+    std::vector<std::string> names;
+    for (const Gpu& g : gpus) names.push_back(g.CudaName());
     env.push_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");
-    env.push_back(absl::StrCat("CUDA_VISIBLE_DEVICES=", absl::StrJoin(TrialGpus(a), ",")));
+    env.push_back(absl::StrCat("CUDA_VISIBLE_DEVICES=", absl::StrJoin(names, ",")));
     env.push_back(absl::StrCat("SWEEP_TRIAL_ID=", a.trial_id()));
     env.push_back(absl::StrCat("SWEEP_SWEEP_ID=", a.sweep_id()));
     env.push_back(absl::StrCat("SWEEP_ATTEMPT=", a.attempt()));
@@ -336,9 +341,30 @@ class Slot {
     fs::create_directories(ckpt_dir, ec);
     spdlog::info("{}: trial {} (attempt {}) starting", name_, a.trial_id(), a.attempt());
 
+    v1::FinishTrialRequest fin;
+    fin.set_worker_id(worker_id_);
+    fin.set_trial_id(a.trial_id());
+    fin.set_epoch(a.epoch());
+    fin.set_trial_dir(trial_dir.string());
+
+    absl::StatusOr<std::vector<Gpu>> devices = TrialDevices(a);
+    if (!devices.ok()) {
+      std::string why(devices.status().message());
+      spdlog::warn("{}: trial {} not started: {}", name_, a.trial_id(), why);
+      std::ofstream(trial_dir / "stderr.log", std::ios::app) << "sweep: " << why << "\n";
+      fin.set_outcome(v1::TRIAL_OUTCOME_FAILED);
+      fin.set_message(why);
+      fin.set_stderr_tail(Tail(trial_dir / "stderr.log"));
+      Finish(fin);
+      return;
+    }
+    const std::vector<Gpu>& gpus = *devices;
+    std::vector<std::string> uuids;
+    for (const Gpu& g : gpus) uuids.push_back(g.uuid);
+
     SpawnOptions so;
     so.argv.assign(a.argv().begin(), a.argv().end());
-    so.env = TrialEnv(a, trial_dir, ckpt_dir);
+    so.env = TrialEnv(a, gpus, trial_dir, ckpt_dir);
     so.cwd = !a.working_dir().empty() && fs::is_directory(a.working_dir())
                  ? a.working_dir()
                  : fs::current_path().string();
@@ -348,13 +374,6 @@ class Slot {
     // so nothing of this attempt runs beside the next one.
     so.group_guard = TrialGroupGuard();
 
-    v1::FinishTrialRequest fin;
-    fin.set_worker_id(worker_id_);
-    fin.set_trial_id(a.trial_id());
-    fin.set_epoch(a.epoch());
-    fin.set_trial_dir(trial_dir.string());
-
-    std::vector<int> gpus = TrialGpus(a);
     if (monitor_ && IsSweepTrain(so.argv)) {
       if (std::string why = MemoryDoesNotFit(so, trial_dir, gpus); !why.empty()) {
         spdlog::warn("{}: trial {} not started: {}", name_, a.trial_id(), why);
@@ -375,9 +394,10 @@ class Slot {
     bool was_alone = false;
     int64_t baseline_mib = -1;  // GPU memory in use before the trial
     if (monitor_) {
-      was_alone = !monitor_->Shared(gpus.front(), a.trial_id());
-      std::optional<GpuSample> before = monitor_->Reading(gpus.front());
-      if (before) baseline_mib = before->memory_used_mib;
+      // The newest sample: no waiting for the driver before a start.
+      was_alone = !monitor_->Shared(uuids.front(), a.trial_id());
+      std::optional<GpuSample> before = monitor_->Reading(uuids.front());
+      if (before && before->error.empty()) baseline_mib = before->memory_used_mib;
     }
     absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(so);
     if (!child.ok()) {
@@ -391,10 +411,13 @@ class Slot {
       return;
     }
 
-    if (monitor_) monitor_->Begin(a.trial_id(), child->pid(), gpus, baseline_mib);
+    if (monitor_) monitor_->Begin(a.trial_id(), child->pid(), uuids, baseline_mib);
+    // The no-silent-CPU check judges the first sample that began after this time
+    // (asked for then, not waited for).
     absl::Time gpu_check_at = monitor_ && a.gpu_check_ms() > 0
                                   ? absl::Now() + absl::Milliseconds(a.gpu_check_ms())
                                   : absl::InfiniteFuture();
+    bool gpu_check_asked = false;
 
     MetricsReader reader((trial_dir / "metrics.jsonl").string());
     absl::Time next_heartbeat = absl::Now();
@@ -407,8 +430,13 @@ class Slot {
       PromoteBacklog(a);
       SendPending(a, &stale, &stop);
       if (exit) break;
-      if (absl::Now() >= gpu_check_at) {
+      if (absl::Now() >= gpu_check_at && !gpu_check_asked) {
+        monitor_->RequestSample();
+        gpu_check_asked = true;
+      }
+      if (gpu_check_asked && monitor_->LastSampleTime() >= gpu_check_at) {
         gpu_check_at = absl::InfiniteFuture();
+        gpu_check_asked = false;
         if (CheckGpuActivity(a, gpus)) {
           next_heartbeat = absl::Now();  // tell the scheduler now
           gpu_stopped = a.gpu_check_stop();
@@ -430,6 +458,7 @@ class Slot {
         break;
       }
     }
+    absl::Time exited_at = absl::Now();
     TrialGpuUse use;
     if (monitor_) use = monitor_->End(a.trial_id());
     // Report every line the trial wrote before it ended.
@@ -446,7 +475,7 @@ class Slot {
                    a.trial_id(), reader.bad_lines(), reader.last_error());
     }
     // The next trial of this GPU starts only once this one's memory is released.
-    if (monitor_) AwaitRelease(a, gpus, use, baseline_mib, was_alone, !stale);
+    if (monitor_) AwaitRelease(a, gpus.front(), use, baseline_mib, was_alone, exited_at, !stale);
     if (stale) return;  // the trial belongs to someone else now
 
     fin.set_stdout_tail(Tail(trial_dir / "stdout.log"));
@@ -473,7 +502,7 @@ class Slot {
       fin.set_outcome(v1::TRIAL_OUTCOME_FAILED);
       fin.set_failure_kind("no_gpu_activity");
       fin.set_message(absl::StrCat(
-          "stopped: no process of the trial held memory on GPU ", absl::StrJoin(gpus, ","),
+          "stopped: no process of the trial held memory on ", Names(gpus),
           " within ", absl::FormatDuration(absl::Milliseconds(a.gpu_check_ms())),
           " (resources.gpu_check action: stop)"));
     } else if (exit->ok()) {
@@ -484,8 +513,8 @@ class Slot {
       if (monitor_ && LooksLikeOom(so.argv, *exit, fin.stderr_tail())) {
         fin.set_failure_kind("oom");
         fin.set_message(absl::StrCat("out of GPU memory (peak ", use.peak_mib,
-                                     " MiB seen on GPU ", absl::StrJoin(gpus, ","), " of ",
-                                     gpu_->memory_mib, " MiB): ", exit->ToString()));
+                                     " MiB seen on ", Names(gpus), " of ", gpu_->memory_mib,
+                                     " MiB): ", exit->ToString()));
       }
     }
     if (monitor_) *fin.mutable_usage() = ToProto(use, gpu_flagged_);
@@ -519,27 +548,83 @@ class Slot {
     return false;
   }
 
-  // The GPU indexes of the trial: those of its assignment, else the slot's own; none
-  // on a CPU slot.
-  std::vector<int> TrialGpus(const v1::TrialAssignment& a) const {
-    if (!gpu_) return {};
-    if (a.gpus_size() > 0) return std::vector<int>(a.gpus().begin(), a.gpus().end());
-    return {gpu_->index};
+  // The devices of the trial: the slot's own, then the other cards its assignment
+  // names by index; none on a CPU slot. FailedPrecondition for a trial of several
+  // GPUs on a MIG device (a process sees one MIG device at most) and for an index
+  // this node lacks.
+  absl::StatusOr<std::vector<Gpu>> TrialDevices(const v1::TrialAssignment& a) const {
+    if (!gpu_) return std::vector<Gpu>();
+    std::vector<Gpu> out = {*gpu_};
+    for (int i = 1; i < a.gpus_size(); ++i) {
+      if (gpu_->is_mig_device()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the trial asks for ", a.gpus_size(), " GPUs, but this slot is ", gpu_->Label(),
+            ", and a MIG device runs trials of one GPU only"));
+      }
+      auto it = std::find_if(node_->begin(), node_->end(), [&](const Gpu& g) {
+        return g.index == a.gpus(i) && !g.is_mig_device() && g.runs_trials();
+      });
+      if (it == node_->end()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("the trial was given GPU ", a.gpus(i), ", which this node lacks"));
+      }
+      out.push_back(*it);
+    }
+    return out;
+  }
+
+  // "GPU 0,1", or the label of a MIG device.
+  static std::string Names(const std::vector<Gpu>& gpus) {
+    if (gpus.size() == 1) return gpus.front().Label();
+    std::vector<int> indexes;
+    for (const Gpu& g : gpus) indexes.push_back(g.index);
+    return absl::StrCat("GPU ", absl::StrJoin(indexes, ","));
+  }
+
+  // Whether the slot's GPU is lost (the sampler found NVML_ERROR_GPU_IS_LOST). Then
+  // the slot takes no more trials: it tells the scheduler it drains, with the
+  // reason as its message, and idles until the worker stops.
+  bool GpuLost() {
+    std::string why;
+    if (!monitor_ || !monitor_->Lost(gpu_->uuid, &why)) return false;
+    if (!lost_reported_) {
+      message_ = absl::StrCat(gpu_->Label(), " (", gpu_->uuid, ") is lost: ", why,
+                              "; this slot takes no more trials (check the node: "
+                              "nvidia-smi, dmesg)");
+      spdlog::error("{}: {}", name_, message_);
+      lost_reported_ = true;
+    }
+    v1::HeartbeatRequest req;
+    req.set_worker_id(worker_id_);
+    req.set_draining(true);
+    req.set_message(message_);
+    v1::HeartbeatResponse resp;
+    auto ctx = Context(kRpcTimeout, sec_);
+    if (stub_->Heartbeat(ctx.get(), req, &resp).ok()) {
+      reported_message_ = message_;
+      if (resp.reregister()) worker_id_.clear();
+    }
+    life_->Sleep(heartbeat_interval_);
+    return true;
   }
 
   // Asks sweep-train for its memory estimate; returns why the trial cannot fit the
   // free memory of its GPUs, or "" when it fits or the estimate is unknown.
   std::string MemoryDoesNotFit(const SpawnOptions& so, const fs::path& trial_dir,
-                               const std::vector<int>& gpus) {
+                               const std::vector<Gpu>& gpus) {
     std::optional<int64_t> need = EstimateMemoryBytes(so, trial_dir, name_);
     if (!need) return "";
-    for (int index : gpus) {
-      std::optional<GpuSample> g = monitor_->Reading(index);
-      if (!g) continue;
+    for (const Gpu& gpu : gpus) {
+      // The newest sample, else the device's size (nothing known in use yet).
+      std::optional<GpuSample> g = monitor_->Reading(gpu.uuid);
+      if (!g || !g->error.empty()) {
+        g = GpuSample();
+        g->memory_total_mib = gpu.memory_mib;
+      }
       double free = static_cast<double>(g->memory_total_mib - g->memory_used_mib) * (1 << 20);
       if (static_cast<double>(*need) > free) {
         return absl::StrCat("needs ", GiB(static_cast<double>(*need)),
-                            " of GPU memory (sweep-train --estimate-memory), GPU ", index,
+                            " of GPU memory (sweep-train --estimate-memory), ", gpu.Label(),
                             " has ", GiB(free), " free; not started");
       }
     }
@@ -548,35 +633,56 @@ class Slot {
 
   // No-silent-CPU check, once the trial's gpu_check time is up. Returns true (and
   // flags the trial) when none of its processes held memory on its GPUs.
-  bool CheckGpuActivity(const v1::TrialAssignment& a, const std::vector<int>& gpus) {
-    monitor_->SampleNow().IgnoreError();
+  bool CheckGpuActivity(const v1::TrialAssignment& a, const std::vector<Gpu>& gpus) {
     TrialGpuUse use = monitor_->Usage(a.trial_id());
     if (use.seen_on_gpu || use.samples == 0 || !use.attributable) return false;
     gpu_flagged_ = true;
-    spdlog::warn("{}: trial {}: no process of it holds memory on GPU {} after {}: it may be "
+    spdlog::warn("{}: trial {}: no process of it holds memory on {} after {}: it may be "
                  "running on the CPU{}",
-                 name_, a.trial_id(), absl::StrJoin(gpus, ","),
+                 name_, a.trial_id(), Names(gpus),
                  absl::FormatDuration(absl::Milliseconds(a.gpu_check_ms())),
                  a.gpu_check_stop() ? "; stopping it (resources.gpu_check action: stop)" : "");
     return true;
   }
 
   // Waits (bounded by --gpu-release-timeout, heartbeating while `heartbeat`) until
-  // the ended trial's GPU memory is released; then sets the slot's message to what
-  // still holds the GPU, if anything, and to processes sweep did not start.
-  void AwaitRelease(const v1::TrialAssignment& a, const std::vector<int>& gpus,
-                    const TrialGpuUse& use, int64_t baseline_mib, bool was_alone,
+  // the ended trial's memory on its first device is released; then sets the slot's
+  // message to what still holds the GPU, if anything, and to processes sweep did not
+  // start. Judges only samples that began after the trial exited (`exited_at`); when
+  // none comes within one heartbeat interval (a slow or hung driver), it does not
+  // wait: the end of a trial is never held up by the driver.
+  void AwaitRelease(const v1::TrialAssignment& a, const Gpu& gpu, const TrialGpuUse& use,
+                    int64_t baseline_mib, bool was_alone, absl::Time exited_at,
                     bool heartbeat) {
     absl::Time deadline = absl::Now() + o_.gpu_release_timeout;
     absl::Time start = absl::Now();
+    absl::Time after = exited_at;
     std::string held;
+    bool known = false;  // a sample after the end said the memory is still held
     while (true) {
-      absl::Duration step = std::min(deadline - absl::Now(), heartbeat_interval_);
-      held = monitor_->WaitReleased(gpus.front(), use, baseline_mib, was_alone,
-                                    std::max(step, absl::ZeroDuration()));
-      if (held.empty() || absl::Now() >= deadline || life_->phase() == kStopNow) break;
+      absl::Time step = std::min(deadline, absl::Now() + heartbeat_interval_);
+      std::string now_held;
+      GpuMonitor::Release r =
+          monitor_->CheckReleased(gpu.uuid, use, baseline_mib, was_alone, after, step, &now_held);
+      if (r == GpuMonitor::Release::kReleased) {
+        held.clear();
+        break;
+      }
+      if (r == GpuMonitor::Release::kUnknown && !known) {
+        spdlog::debug("{}: no {} reading came within {} of trial {}'s end; not waiting for "
+                      "its memory to be released",
+                      name_, gpu.Label(), absl::FormatDuration(heartbeat_interval_),
+                      a.trial_id());
+        break;
+      }
+      if (r == GpuMonitor::Release::kHeld) {
+        known = true;
+        held = now_held;
+        after = absl::Now();  // next, a newer sample
+      }
+      if (absl::Now() >= deadline || life_->phase() == kStopNow) break;
       if (absl::Now() - start > absl::Seconds(1) && message_.empty()) {
-        message_ = absl::StrCat("waiting for GPU ", gpus.front(), " memory after trial ",
+        message_ = absl::StrCat("waiting for ", gpu.Label(), " memory after trial ",
                                 a.trial_id(), ": ", held);
         spdlog::info("{}: {}", name_, message_);
       }
@@ -584,7 +690,7 @@ class Slot {
     }
     message_.clear();
     if (!held.empty()) {
-      message_ = absl::StrCat("GPU ", gpus.front(), ": ", held, " ",
+      message_ = absl::StrCat(gpu.Label(), ": ", held, " ",
                               absl::FormatDuration(o_.gpu_release_timeout),
                               " after trial ", a.trial_id(), " ended");
       spdlog::warn("{}: {}", name_, message_);
@@ -595,9 +701,9 @@ class Slot {
 
   // Appends to the slot's message the processes on its GPU that sweep did not start.
   void AddForeign() {
-    std::vector<std::string> foreign = monitor_->Foreign(gpu_->index);
+    std::vector<std::string> foreign = monitor_->Foreign(gpu_->uuid);
     if (foreign.empty()) return;
-    std::string what = absl::StrCat("GPU ", gpu_->index,
+    std::string what = absl::StrCat(gpu_->Label(),
                                     " memory is held by processes this worker did not start: ",
                                     absl::StrJoin(foreign, ", "));
     if (what != foreign_reported_) spdlog::warn("{}: {}", name_, what);
@@ -606,11 +712,11 @@ class Slot {
   }
 
   // Between trials: while the slot has something to say about its GPU, looks again
-  // every few seconds, and tells the scheduler when that changes.
+  // (at the newest sample) every few seconds, and tells the scheduler when that
+  // changes.
   void RefreshGpuMessage() {
     if (monitor_ && !message_.empty() && absl::Now() >= next_gpu_refresh_) {
       next_gpu_refresh_ = absl::Now() + std::max(o_.gpu_sample_interval, absl::Seconds(1));
-      monitor_->SampleNow().IgnoreError();
       message_.clear();
       AddForeign();
       if (message_.empty()) foreign_reported_.clear();
@@ -672,7 +778,9 @@ class Slot {
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   int slot_;
   std::optional<Gpu> gpu_;
+  const std::vector<Gpu>* node_;   // the node's devices
   GpuMonitor* monitor_;            // null on a CPU slot
+  bool lost_reported_ = false;     // the slot's GPU is lost and the log says so
   bool gpu_flagged_ = false;       // the running trial failed the no-silent-CPU check
   std::string message_;            // about the slot's GPU, for the scheduler
   std::string reported_message_;   // what the scheduler last heard
@@ -709,7 +817,8 @@ void HandleSignals(Lifecycle* life, std::function<void(Phase)> on_signal) {
   }).detach();
 }
 
-// --gpus: one `sweep worker --gpu N` process per GPU; forwards stop signals.
+// --gpus: one `sweep worker --gpu UUID` process per GPU or MIG device; forwards stop
+// signals.
 int Supervise(const WorkerOptions& o, const std::vector<Gpu>& gpus) {
   Lifecycle life;
   std::vector<ChildProcess> children;
@@ -727,7 +836,7 @@ int Supervise(const WorkerOptions& o, const std::vector<Gpu>& gpus) {
                  "--scheduler", o.scheduler,
                  "--token-file", o.token_file,
                  "--tls-ca", o.tls_ca,
-                 "--gpu", absl::StrCat(g.index),
+                 "--gpu", g.uuid,
                  "--work-dir", o.work_dir,
                  "--drain-timeout", absl::StrCat(absl::ToInt64Seconds(o.drain_timeout)),
                  "--kill-grace", absl::StrCat(absl::ToInt64Seconds(o.kill_grace)),
@@ -740,10 +849,12 @@ int Supervise(const WorkerOptions& o, const std::vector<Gpu>& gpus) {
       so.new_process_group = false;  // a terminal's Ctrl-C reaches them too
       absl::StatusOr<ChildProcess> c = ChildProcess::Spawn(so);
       if (!c.ok()) {
-        spdlog::error("cannot start the worker for GPU {}: {}", g.index, std::string(c.status().message()));
+        spdlog::error("cannot start the worker for {}: {}", g.Label(),
+                      std::string(c.status().message()));
         return kExitFailure;
       }
-      spdlog::info("started worker for GPU {} ({}), pid {}", g.index, g.name, c->pid());
+      spdlog::info("started worker for {} ({}, {} MiB), pid {}", g.Label(), g.name,
+                   g.memory_mib, c->pid());
       children.push_back(std::move(*c));
     }
   }
@@ -768,8 +879,9 @@ int Supervise(const WorkerOptions& o, const std::vector<Gpu>& gpus) {
 
 }  // namespace
 
-int RunWorker(const WorkerOptions& o, GpuDiscovery* discovery, GpuProbe* probe) {
-  int modes = (o.gpu >= 0) + !o.gpus.empty() + (o.cpus > 0);
+int RunWorker(const WorkerOptions& o, GpuDiscovery* discovery,
+              std::shared_ptr<GpuProbe> probe) {
+  int modes = !o.gpu.empty() + !o.gpus.empty() + (o.cpus > 0);
   if (modes != 1) {
     spdlog::error("give exactly one of --gpu N, --gpus all|LIST or --cpus N");
     return kExitBadInput;
@@ -780,19 +892,28 @@ int RunWorker(const WorkerOptions& o, GpuDiscovery* discovery, GpuProbe* probe) 
   }
   std::vector<std::optional<Gpu>> slots;
   std::vector<Gpu> node_gpus;
-  if (!o.gpus.empty() || o.gpu >= 0) {
+  if (!o.gpus.empty() || !o.gpu.empty()) {
     absl::StatusOr<std::vector<Gpu>> all = discovery->Discover();
     if (!all.ok()) {
       spdlog::error("{}", std::string(all.status().message()));
       return kExitBadInput;
     }
-    absl::StatusOr<std::vector<Gpu>> chosen =
-        SelectGpus(*all, o.gpus.empty() ? absl::StrCat(o.gpu) : o.gpus);
+    const std::string& which = o.gpus.empty() ? o.gpu : o.gpus;
+    absl::StatusOr<std::vector<Gpu>> chosen = SelectGpus(*all, which);
     if (!chosen.ok()) {
-      spdlog::error("{}", std::string(chosen.status().message()));
+      spdlog::error("{}: {}", o.gpus.empty() ? "--gpu" : "--gpus",
+                    std::string(chosen.status().message()));
       return kExitBadInput;
     }
     if (!o.gpus.empty()) return Supervise(o, *chosen);
+    if (chosen->size() != 1) {
+      std::vector<std::string> names;
+      for (const Gpu& g : *chosen) names.push_back(g.uuid);
+      spdlog::error("--gpu {} names {} devices ({}): give one of them, or --gpus {} for one "
+                    "worker process each",
+                    o.gpu, chosen->size(), absl::StrJoin(names, ", "), o.gpu);
+      return kExitBadInput;
+    }
     slots.assign(o.slots_per_gpu, chosen->front());
     node_gpus = *all;
   } else {
@@ -806,14 +927,13 @@ int RunWorker(const WorkerOptions& o, GpuDiscovery* discovery, GpuProbe* probe) 
   }
   Lifecycle life;
   HandleSignals(&life, nullptr);  // before any thread starts: they inherit the mask
-  std::unique_ptr<GpuProbe> own_probe;
   std::unique_ptr<GpuMonitor> monitor;
   if (!node_gpus.empty()) {
-    if (probe == nullptr) {
-      own_probe = NewNvidiaSmiProbe();
-      probe = own_probe.get();
-    }
-    monitor = std::make_unique<GpuMonitor>(probe, node_gpus, o.gpu_sample_interval);
+    if (probe == nullptr) probe = NewNvmlProbe();
+    monitor = std::make_unique<GpuMonitor>(probe, std::vector<std::string>{slots.front()->uuid},
+                                           o.gpu_sample_interval);
+    spdlog::info("{} ({}, {}, {} MiB) through {}", slots.front()->Label(), slots.front()->name,
+                 slots.front()->uuid, slots.front()->memory_mib, discovery->Source());
   }
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
@@ -822,7 +942,7 @@ int RunWorker(const WorkerOptions& o, GpuDiscovery* discovery, GpuProbe* probe) 
   std::vector<std::thread> threads;
   for (size_t i = 0; i < slots.size(); ++i) {
     workers.push_back(std::make_unique<Slot>(o, *sec, &life, channel, static_cast<int>(i),
-                                             slots[i], monitor.get()));
+                                             slots[i], &node_gpus, monitor.get()));
   }
   spdlog::info("worker with {} {} slot(s), scheduler {}, work dir {}", slots.size(),
                slots.front() ? "GPU" : "CPU", o.scheduler, o.work_dir);

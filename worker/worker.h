@@ -1,15 +1,19 @@
 // The `sweep worker` daemon: leases trials from the scheduler and runs each as a
 // child process pinned to its slot's GPU (or on a CPU slot).
 //
-// One worker process runs the slots of one GPU (--gpu N, --slots-per-gpu of them) or
-// N CPU slots (--cpus N); each slot registers with the scheduler on its own and runs
-// one trial at a time. The scheduler decides how many of a GPU's slots get trials at
-// once (resources.trials_per_gpu, gpu_memory); the others wait. `--gpus all|LIST`
-// makes this process a node supervisor that starts one `sweep worker --gpu N`
-// process per GPU and stops them all when it is stopped.
+// One worker process runs the slots of one GPU or MIG device (--gpu N|UUID,
+// --slots-per-gpu of them) or N CPU slots (--cpus N); each slot registers with the
+// scheduler on its own and runs one trial at a time. The scheduler decides how many
+// of a GPU's slots get trials at once (resources.trials_per_gpu, gpu_memory); the
+// others wait. `--gpus all|LIST` makes this process a node supervisor that starts one
+// `sweep worker --gpu UUID` process per GPU (per MIG device of a card in MIG mode)
+// and stops them all when it is stopped.
 //
-// On a GPU slot (docs/operations.md, GPUs) the worker samples the node's GPUs while
-// trials run (utilization, memory, power: peak memory and energy per trial), flags
+// On a GPU slot (docs/operations.md, GPUs) one sampler thread (GpuMonitor) reads the
+// GPU through NVML (memory, utilization, power, energy counter, processes: peak
+// memory and energy per trial); nothing on the path of a heartbeat, a lease or a
+// trial's start and end waits for the driver. A GPU that NVML reports lost stops its
+// slots' leasing (they drain, saying why). The worker flags
 // a trial none of whose processes holds memory on its GPU within
 // resources.gpu_check (and stops it when the spec says so), records an out-of-memory
 // crash as failure kind `oom`, asks `sweep-train --estimate-memory` before starting
@@ -29,6 +33,7 @@
 #ifndef SWEEP_WORKER_WORKER_H_
 #define SWEEP_WORKER_WORKER_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/time/time.h"
@@ -41,8 +46,8 @@ struct WorkerOptions {
   std::string token_file;  // the scheduler's shared token (docs/security.md)
   std::string tls_ca;      // CA of the scheduler's TLS certificate; empty: plaintext
   std::string work_dir = "sweep-runs";  // trial directories go under it
-  int gpu = -1;            // --gpu N: one slot pinned to GPU N
-  std::string gpus;        // --gpus all|0,2: supervise one process per GPU
+  std::string gpu;         // --gpu N|UUID: the slots of one GPU or MIG device
+  std::string gpus;        // --gpus all|LIST: supervise one process per GPU or MIG device
   int cpus = 0;            // --cpus N: N CPU slots
   int slots_per_gpu = 4;   // slots per GPU: at most this many trials share it
   absl::Duration gpu_sample_interval = absl::Seconds(5);   // telemetry while trials run
@@ -55,9 +60,12 @@ struct WorkerOptions {
 
 // Runs the worker until it is drained or stopped. Returns the process exit code:
 // 0 after a clean drain, 2 for bad options (message on stderr), 1 otherwise.
-// `probe` samples the GPUs (null: nvidia-smi); neither is used on CPU slots.
+// `discovery` finds the node's GPUs, `probe` samples them (null: NVML); neither is
+// used on CPU slots. A GPU that cannot be found or selected is bad input (2), with
+// the reason on stderr: no NVML (the message says why and suggests --cpus N), an
+// index or UUID the node lacks, an NVML too old.
 int RunWorker(const WorkerOptions& options, GpuDiscovery* discovery,
-              GpuProbe* probe = nullptr);
+              std::shared_ptr<GpuProbe> probe = nullptr);
 
 }  // namespace sweep
 
