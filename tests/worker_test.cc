@@ -231,5 +231,41 @@ TEST(WorkerTest, SlotsOfALostGpuTakeNoMoreTrialsAndSaySo) {
   }
 }
 
+TEST(WorkerTest, ATrialWhoseGpuIsLostGoesBackToTheQueueWithoutUsingARetry) {
+  Cluster c;
+  c.StartScheduler();
+  FakeNvml nvml(c.dir() / "nvml.json");
+  nvml.Write(FakeCards(2));
+  c.StartWorkerWith({"--gpus", "all", "--slots-per-gpu", "1", "--gpu-sample-interval", "0.1"},
+                    nvml.Env());
+  const std::string gate = c.dir() / "go";
+  std::string sweep = c.Submit(
+      Spec("resources: {gpus_per_trial: 1}\nmax_retries: 0\n", 0, "[1, 2]", gate));
+  Db db(c.db());
+  // Both trials hold at the gate, one on each GPU.
+  ASSERT_TRUE(WaitFor([&] { return CountTrials(db, sweep, "running") == 2; },
+                      absl::Seconds(60)))
+      << c.Logs();
+  std::string doomed = db.Value("SELECT id FROM trials WHERE gpu = 1");
+  nvml.config()["gpus"][1]["lost"] = true;
+  nvml.Write();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return db.Value("SELECT COUNT(*) FROM events WHERE kind = 'trial_requeued' AND "
+                        "trial_id = '" + doomed + "' AND message LIKE '%is lost%'") == "1";
+      },
+      absl::Seconds(60)))
+      << c.Logs();
+  WriteFile(gate, "");
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(120))) << c.Logs();
+  // With max_retries 0 a counted attempt would have failed it: it ran again on GPU 0.
+  auto t = db.Query("SELECT state, attempt, gpu FROM trials WHERE id = '" + doomed + "'");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0], (std::vector<std::string>{"completed", "1", "0"}));
+  EXPECT_EQ(CountTrials(db, sweep, "completed"), 2);
+  EXPECT_THAT(db.Value("SELECT message FROM workers WHERE gpu_uuid = 'GPU-fake-1'"),
+              HasSubstr("is lost"));
+}
+
 }  // namespace
 }  // namespace sweep::testing

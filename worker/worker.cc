@@ -423,6 +423,7 @@ class Slot {
     absl::Time next_heartbeat = absl::Now();
     absl::Time drain_deadline = absl::InfiniteFuture();
     bool stale = false, stop = false, released = false, gpu_stopped = false;
+    std::string gpu_lost;  // why one of the trial's GPUs is lost, or ""
     std::optional<ExitStatus> exit;
     while (true) {
       exit = child->Wait(o_.poll_interval);
@@ -430,6 +431,13 @@ class Slot {
       PromoteBacklog(a);
       SendPending(a, &stale, &stop);
       if (exit) break;
+      // A GPU that fell off the bus takes the trial with it: stop it and give it
+      // back, so that it runs again elsewhere without using one of its retries.
+      if (monitor_ && gpu_lost.empty()) gpu_lost = LostDevice(gpus);
+      if (!gpu_lost.empty()) {
+        exit = child->Stop(o_.kill_grace);
+        break;
+      }
       if (absl::Now() >= gpu_check_at && !gpu_check_asked) {
         monitor_->RequestSample();
         gpu_check_asked = true;
@@ -474,8 +482,22 @@ class Slot {
       spdlog::warn("{}: trial {} wrote {} malformed metric lines; last: {}", name_,
                    a.trial_id(), reader.bad_lines(), reader.last_error());
     }
-    // The next trial of this GPU starts only once this one's memory is released.
-    if (monitor_) AwaitRelease(a, gpus.front(), use, baseline_mib, was_alone, exited_at, !stale);
+    // A trial that crashed on its own because its GPU was lost (CUDA errors) goes
+    // back to the queue too, once the sampler has seen the loss.
+    if (monitor_ && gpu_lost.empty() && !exit->ok()) {
+      monitor_->RequestSample();
+      absl::Time wait_until = absl::Now() + heartbeat_interval_;
+      while (gpu_lost.empty() && monitor_->LastSampleTime() < exited_at &&
+             absl::Now() < wait_until && life_->phase() != kStopNow) {
+        absl::SleepFor(o_.poll_interval);
+      }
+      gpu_lost = LostDevice(gpus);
+    }
+    // The next trial of this GPU starts only once this one's memory is released (a
+    // lost GPU releases nothing: the slot takes no more trials).
+    if (monitor_ && gpu_lost.empty()) {
+      AwaitRelease(a, gpus.front(), use, baseline_mib, was_alone, exited_at, !stale);
+    }
     if (stale) return;  // the trial belongs to someone else now
 
     fin.set_stdout_tail(Tail(trial_dir / "stdout.log"));
@@ -492,7 +514,12 @@ class Slot {
         (life_->phase() != kRunning || life_->Sleep(absl::Seconds(1)) != kRunning)) {
       released = true;
     }
-    if (stop) {
+    if (!gpu_lost.empty() && !stop) {
+      fin.set_outcome(v1::TRIAL_OUTCOME_RELEASED);
+      fin.set_message(absl::StrCat(gpu_lost, "; the trial goes back to the queue without "
+                                   "using a retry"));
+      spdlog::error("{}: trial {} given back: {}", name_, a.trial_id(), gpu_lost);
+    } else if (stop) {
       fin.set_outcome(v1::TRIAL_OUTCOME_STOPPED);
       fin.set_message("stopped on the scheduler's order");
     } else if (released) {
@@ -579,6 +606,18 @@ class Slot {
     std::vector<int> indexes;
     for (const Gpu& g : gpus) indexes.push_back(g.index);
     return absl::StrCat("GPU ", absl::StrJoin(indexes, ","));
+  }
+
+  // "GPU 1 (GPU-...) is lost: <NVML's error>" for the first of `gpus` that the
+  // sampler found lost, or "".
+  std::string LostDevice(const std::vector<Gpu>& gpus) {
+    for (const Gpu& g : gpus) {
+      std::string why;
+      if (monitor_->Lost(g.uuid, &why)) {
+        return absl::StrCat(g.Label(), " (", g.uuid, ") is lost: ", why);
+      }
+    }
+    return "";
   }
 
   // Whether the slot's GPU is lost (the sampler found NVML_ERROR_GPU_IS_LOST). Then
