@@ -44,6 +44,9 @@ bool FitsNow(const GpuNeed& need, const GpuLoad& g, std::string* why) {
                            FormatMib(HeadroomMib(g.memory_mib)), " headroom; the GPU has ",
                            FormatMib(g.memory_mib)));
   }
+  if (need.gpus >= 2 && g.IsMig()) {
+    return no("a MIG device cannot be one of a trial's several GPUs (a process sees one)");
+  }
   if (need.gpus >= 2 && g.trials > 0) return no("a trial of several GPUs needs it empty");
   int limit = std::min(need.ShareLimit(), g.share_limit);
   if (g.trials + 1 > limit) {
@@ -65,7 +68,9 @@ std::optional<std::vector<size_t>> PickExtraGpus(const GpuNeed& need,
   std::vector<size_t> candidates;
   for (size_t i = 0; i < gpus.size(); ++i) {
     const GpuLoad& g = gpus[i];
-    if (i == own || g.host != gpus[own].host || g.uuid == gpus[own].uuid) continue;
+    if (i == own || g.host != gpus[own].host || g.uuid == gpus[own].uuid || g.IsMig()) {
+      continue;
+    }
     if (g.Empty() && g.slots > 0 && FitsEmpty(need, g.memory_mib)) candidates.push_back(i);
   }
   if (static_cast<int>(candidates.size()) < need.gpus - 1) return std::nullopt;
@@ -91,7 +96,7 @@ Capacity CountCapacity(const GpuNeed& need, const std::vector<GpuLoad>& gpus) {
   if (need.gpus >= 2) {
     std::map<std::string, std::pair<int, int>> per_host;  // usable GPUs, empty ones
     for (const GpuLoad& g : gpus) {
-      if (g.slots == 0 || !FitsEmpty(need, g.memory_mib)) continue;
+      if (g.slots == 0 || g.IsMig() || !FitsEmpty(need, g.memory_mib)) continue;
       ++per_host[g.host].first;
       per_host[g.host].second += g.Empty();
     }
@@ -118,12 +123,20 @@ std::string NeverPlaceable(const GpuNeed& need, const std::vector<GpuLoad>& gpus
   if (need.gpus == 0 || gpus.empty()) return "";
   std::map<std::string, int> fitting_per_host;
   const GpuLoad* largest = nullptr;
+  bool any_mig = false;
   for (const GpuLoad& g : gpus) {
+    any_mig |= g.IsMig();
+    if (need.gpus >= 2 && g.IsMig()) continue;
     if (FitsEmpty(need, g.memory_mib)) ++fitting_per_host[g.host];
     if (largest == nullptr || g.memory_mib > largest->memory_mib) largest = &g;
   }
   for (const auto& [host, n] : fitting_per_host) {
     if (n >= need.gpus) return "";
+  }
+  if (largest == nullptr) {
+    return absl::StrCat("resources.gpus_per_trial: a trial needs ", need.gpus,
+                        " GPUs on one node, but every connected GPU is a MIG device, and a "
+                        "process sees at most one");
   }
   if (!FitsEmpty(need, largest->memory_mib)) {
     return absl::StrCat("resources.gpu_memory: a trial needs ", FormatMib(need.memory_mib),
@@ -140,7 +153,7 @@ std::string NeverPlaceable(const GpuNeed& need, const std::vector<GpuLoad>& gpus
   return absl::StrCat("resources.gpus_per_trial: a trial needs ", need.gpus,
                       " GPUs on one node", need.memory_mib > 0 ? " with enough memory" : "",
                       ", but the most any connected node has is ", best, " (", best_host,
-                      ")");
+                      ")", any_mig ? "; MIG devices do not count: a process sees one" : "");
 }
 
 }  // namespace sweep

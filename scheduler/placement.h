@@ -12,7 +12,7 @@
 //   - when memory is declared: the gpu_memory of the trials there, plus its own,
 //     plus the headroom, is at most the GPU's memory.
 // A trial of N >= 2 GPUs takes its slot's GPU and N - 1 other GPUs of the same host,
-// all with no trial, and holds them alone until it ends.
+// all with no trial and none a MIG device, and holds them alone until it ends.
 #ifndef SWEEP_SCHEDULER_PLACEMENT_H_
 #define SWEEP_SCHEDULER_PLACEMENT_H_
 
@@ -56,6 +56,9 @@ struct GpuLoad {
   int share_limit = std::numeric_limits<int>::max();  // min of their ShareLimit()
   bool held = false;         // an extra GPU of a running trial of several GPUs
   bool Empty() const { return trials == 0 && !held; }
+  // A MIG device (a slice of a partitioned card, UUID "MIG-..."): a process sees at
+  // most one, so it is never one of a trial's several GPUs.
+  bool IsMig() const { return uuid.starts_with("MIG-"); }
 };
 
 // Adds a trial needing `need` to the load of `g`.

@@ -132,6 +132,31 @@ TEST(PlacementTest, NeverPlaceableNamesTheNeedAndTheLargestCapacity) {
   EXPECT_EQ(NeverPlaceable(GpuNeed{.gpus = 8}, {}), "") << "no GPU worker yet: accept";
 }
 
+TEST(PlacementTest, MigDevicesRunTrialsOfOneGpuButAreNeverOneOfSeveral) {
+  // One card in MIG mode (two slices) and one whole card on the same node.
+  GpuLoad slice_a = Gpu("a", 0, 19968), slice_b = Gpu("a", 0, 4864), whole = Gpu("a", 1);
+  slice_a.uuid = "MIG-aaaa";
+  slice_b.uuid = "MIG-bbbb";
+  std::vector<GpuLoad> gpus = {slice_a, slice_b, whole};
+  EXPECT_TRUE(FitsNow(GpuNeed{.gpus = 1}, slice_b));
+  EXPECT_EQ(CountCapacity(GpuNeed{.gpus = 1}, gpus).total, 3);
+  std::string why;
+  EXPECT_FALSE(FitsNow(GpuNeed{.gpus = 2}, slice_a, &why));
+  EXPECT_THAT(why, HasSubstr("MIG device"));
+  EXPECT_FALSE(PickExtraGpus(GpuNeed{.gpus = 2}, gpus, 2).has_value())
+      << "the whole card's only other devices are slices";
+  EXPECT_EQ(CountCapacity(GpuNeed{.gpus = 2}, gpus).total, 0);
+  EXPECT_THAT(NeverPlaceable(GpuNeed{.gpus = 2}, gpus),
+              HasSubstr("the most any connected node has is 1 (a); MIG devices do not count"));
+  EXPECT_THAT(NeverPlaceable(GpuNeed{.gpus = 2}, {slice_a, slice_b}),
+              HasSubstr("every connected GPU is a MIG device"));
+  gpus.push_back(Gpu("a", 2));
+  EXPECT_EQ(NeverPlaceable(GpuNeed{.gpus = 2}, gpus), "");
+  auto extra = PickExtraGpus(GpuNeed{.gpus = 2}, gpus, 2);
+  ASSERT_TRUE(extra.has_value());
+  EXPECT_EQ(gpus[(*extra)[0]].uuid, "a-GPU-2");
+}
+
 TEST(PlacementTest, NeedOfSpecDefaults) {
   spec::Resources r;
   r.gpus_per_trial = 1;
