@@ -358,7 +358,10 @@ absl::StatusOr<v1::LeaseTrialResponse> Scheduler::LeaseTrial(
         return resp;
       }
     }
-    if (work_available_.WaitWithDeadline(&mu_, deadline)) return resp;  // timed out
+    ++waiting_leases_;
+    bool timed_out = work_available_.WaitWithDeadline(&mu_, deadline);
+    --waiting_leases_;
+    if (timed_out) return resp;
   }
 }
 
@@ -1105,6 +1108,11 @@ absl::Status Scheduler::TickLocked() {
     }
   }
   return absl::OkStatus();
+}
+
+int Scheduler::WaitingLeases() {
+  absl::MutexLock lock(&mu_);
+  return waiting_leases_;
 }
 
 void Scheduler::Shutdown() {

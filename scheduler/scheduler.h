@@ -96,6 +96,8 @@ class Scheduler {
   void Tick();
   // Wakes every waiting LeaseTrial; later ones return at once with drain=true.
   void Shutdown();
+  // How many LeaseTrial calls are blocked now, waiting for work.
+  int WaitingLeases();
 
  private:
   struct SweepState {
@@ -251,6 +253,7 @@ class Scheduler {
   absl::Mutex mu_;
   absl::CondVar work_available_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  int waiting_leases_ ABSL_GUARDED_BY(mu_) = 0;
   // The first write error in the running Atomically() body that its code only logged
   // (events, worker rows): it still fails the transaction.
   absl::Status write_error_ ABSL_GUARDED_BY(mu_);

@@ -25,15 +25,18 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// --mem=MiB: hold that much on each GPU (0: never touch the GPU); --ticks=N: run N
-// tenths of a second; --oom=1: die the way PyTorch does out of memory; --leak=MiB:
-// leave a process of its own session holding memory on its first GPU for 4 s.
+// --mem=MiB: hold that much on each GPU (0: never touch the GPU); --gate=PATH: once
+// on its GPUs, hold until PATH exists (the test opens it once it saw what it needs;
+// gives up after 300 s); --ticks=N: then run N tenths of a second; --oom=1: die the
+// way PyTorch does out of memory; --leak=MiB: leave a process of its own session
+// holding memory on its first GPU until $FAKE_GPU_DIR/leak-go exists. MAX_SHARED:
+// the most trials seen on one of its GPUs at once, itself included.
 constexpr char kTrial[] = R"(#!/bin/sh
-MEM=0; TICKS=5; OOM=0; LEAK=0
+MEM=0; TICKS=5; OOM=0; LEAK=0; GATE=
 for a in "$@"; do
   case "$a" in
     --mem=*) MEM=${a#*=} ;; --ticks=*) TICKS=${a#*=} ;; --oom=*) OOM=${a#*=} ;;
-    --leak=*) LEAK=${a#*=} ;;
+    --leak=*) LEAK=${a#*=} ;; --gate=*) GATE=${a#*=} ;;
   esac
 done
 echo "CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES" > "$SWEEP_TRIAL_DIR/seen.txt"
@@ -42,20 +45,28 @@ for i in $GPUS; do
   [ "$MEM" != 0 ] && echo "$$, GPU-fake-$i, $MEM" >> "$FAKE_GPU_DIR/apps"
   mkdir -p "$FAKE_GPU_DIR/on-$i"; touch "$FAKE_GPU_DIR/on-$i/$$"
 done
-n=0; max=0
-while [ $n -lt $TICKS ]; do
+max=0
+count() {
   for i in $GPUS; do
     c=$(ls "$FAKE_GPU_DIR/on-$i" | wc -l)
     [ $c -gt $max ] && max=$c
   done
-  sleep 0.1; n=$((n + 1))
+}
+w=0
+while [ -n "$GATE" ] && [ ! -e "$GATE" ] && [ $w -lt 6000 ]; do
+  count; sleep 0.05; w=$((w + 1))
+done
+n=0
+while [ $n -lt $TICKS ]; do
+  count; sleep 0.1; n=$((n + 1))
 done
 for i in $GPUS; do rm -f "$FAKE_GPU_DIR/on-$i/$$"; done
 echo "MAX_SHARED=$max" >> "$SWEEP_TRIAL_DIR/seen.txt"
 if [ "$LEAK" != 0 ]; then
   FIRST=${CUDA_VISIBLE_DEVICES%%,*}
-  setsid sh -c "echo \$\$, GPU-fake-$FIRST, $LEAK >> $FAKE_GPU_DIR/apps; exec sleep 4" &
-  sleep 1
+  setsid sh -c "echo \$\$, GPU-fake-$FIRST, $LEAK >> $FAKE_GPU_DIR/apps; i=0
+    while [ ! -e $FAKE_GPU_DIR/leak-go ] && [ \$i -lt 6000 ]; do sleep 0.05; i=\$((i + 1)); done" &
+  while ! grep -q ", $LEAK\$" "$FAKE_GPU_DIR/apps"; do sleep 0.05; done
 fi
 if [ "$OOM" = 1 ]; then
   echo "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB" >&2
@@ -125,10 +136,18 @@ int MaxShared(const std::string& trial_dir) {
 
 TEST(GpuEndToEndTest, TrialsPerGpuPacksTwoTrialsOnEachGpuAndNeverThree) {
   GpuCluster g(2);
-  std::string sweep = g.c().Submit(g.Spec("  x: {values: [1, 2, 3, 4, 5, 6, 7, 8]}\n"
-                                          "  mem: {value: 700}\n  ticks: {value: 8}\n",
+  const std::string gate = g.c().dir() / "go";
+  std::string sweep = g.c().Submit(g.Spec(absl::StrCat("  x: {values: [1, 2, 3, 4, 5, 6, 7, 8]}\n"
+                                                       "  mem: {value: 700}\n  ticks: {value: 3}\n"
+                                                       "  gate: {value: ", gate, "}\n"),
                                           "{trials_per_gpu: 2}"));
-  ASSERT_TRUE(g.c().WaitEnded(sweep, absl::Seconds(60))) << g.c().Logs();
+  // The first trials hold until two run on each GPU (four at once), then all go on.
+  Db db(g.c().db());
+  ASSERT_TRUE(WaitFor([&] { return CountTrials(db, sweep, "running") == 4; },
+                      absl::Seconds(60)))
+      << g.c().Logs();
+  WriteFile(gate, "");
+  ASSERT_TRUE(g.c().WaitEnded(sweep, absl::Seconds(120))) << g.c().Logs();
   auto trials = g.Trials(sweep);
   ASSERT_EQ(trials.size(), 8u);
   std::set<std::string> gpus;
@@ -157,10 +176,17 @@ TEST(GpuEndToEndTest, TrialsPerGpuPacksTwoTrialsOnEachGpuAndNeverThree) {
 TEST(GpuEndToEndTest, GpuMemoryPacksByMemoryWithHeadroom) {
   // 16 GiB GPUs, 7 GiB trials: two fit with the headroom, three do not.
   GpuCluster g(1);
-  std::string sweep = g.c().Submit(g.Spec("  x: {values: [1, 2, 3, 4, 5, 6]}\n"
-                                          "  mem: {value: 100}\n  ticks: {value: 8}\n",
+  const std::string gate = g.c().dir() / "go";
+  std::string sweep = g.c().Submit(g.Spec(absl::StrCat("  x: {values: [1, 2, 3, 4, 5, 6]}\n"
+                                                       "  mem: {value: 100}\n  ticks: {value: 3}\n"
+                                                       "  gate: {value: ", gate, "}\n"),
                                           "{gpu_memory: 7GiB}"));
-  ASSERT_TRUE(g.c().WaitEnded(sweep, absl::Seconds(60))) << g.c().Logs();
+  Db db(g.c().db());
+  ASSERT_TRUE(WaitFor([&] { return CountTrials(db, sweep, "running") == 2; },
+                      absl::Seconds(60)))
+      << g.c().Logs();
+  WriteFile(gate, "");
+  ASSERT_TRUE(g.c().WaitEnded(sweep, absl::Seconds(120))) << g.c().Logs();
   int most = 0;
   for (const auto& t : g.Trials(sweep)) {
     EXPECT_EQ(t[1], "completed") << t[6];
@@ -214,8 +240,21 @@ TEST(GpuEndToEndTest, SubmitRefusesWhatNoConnectedGpuCanHoldAndDryRunSaysWhereIt
 
 TEST(GpuEndToEndTest, TrialThatNeverHoldsGpuMemoryIsFlaggedAndStoppedWhenTheSpecSaysSo) {
   GpuCluster g(1);
-  std::string flag = g.c().Submit(g.Spec("  mem: {values: [0, 400]}\n  ticks: {value: 25}\n",
+  const std::string gate = g.c().dir() / "go";
+  std::string flag = g.c().Submit(g.Spec(absl::StrCat("  mem: {values: [0, 400]}\n"
+                                                      "  ticks: {value: 1}\n  gate: {value: ",
+                                                      gate, "}\n"),
                                          "{trials_per_gpu: 2, gpu_check: {within: 1s}}"));
+  // Both hold until the one that never touched its GPU was flagged.
+  Db db(g.c().db());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return db.Value("SELECT COUNT(*) FROM trials WHERE gpu_flag = 'no_gpu_activity' AND "
+                        "sweep_id = '" + flag + "'") == "1";
+      },
+      absl::Seconds(60)))
+      << g.c().Logs();
+  WriteFile(gate, "");
   ASSERT_TRUE(g.c().WaitEnded(flag, absl::Seconds(60))) << g.c().Logs();
   auto trials = g.Trials(flag);
   ASSERT_EQ(trials.size(), 2u);
@@ -231,9 +270,11 @@ TEST(GpuEndToEndTest, TrialThatNeverHoldsGpuMemoryIsFlaggedAndStoppedWhenTheSpec
   CommandResult status = g.c().Sweep({"status", flag});
   EXPECT_THAT(status.out, HasSubstr(flag + ": GPU: 1 trial held no GPU memory (no_gpu_activity"));
 
-  std::string stop = g.c().Submit(g.Spec("  mem: {value: 0}\n  ticks: {value: 200}\n",
+  // This one would hold at a gate that never opens: only the check ends it.
+  std::string stop = g.c().Submit(g.Spec(absl::StrCat("  mem: {value: 0}\n  gate: {value: ",
+                                                      g.c().dir() / "never", "}\n"),
                                          "{gpu_check: {within: 1s, action: stop}}"));
-  ASSERT_TRUE(g.c().WaitEnded(stop, absl::Seconds(30))) << g.c().Logs();
+  ASSERT_TRUE(g.c().WaitEnded(stop, absl::Seconds(60))) << g.c().Logs();
   trials = g.Trials(stop);
   ASSERT_EQ(trials.size(), 1u);
   EXPECT_EQ(trials[0][1], "failed");
@@ -302,6 +343,7 @@ TEST(GpuEndToEndTest, LeftoverAndForeignGpuMemoryIsReportedNotWaitedOnSilently) 
       << g.c().Logs();
   EXPECT_THAT(message, HasSubstr(absl::StrCat("pid ", foreign->pid(), " (sleep, 3000 MiB)")));
   EXPECT_THAT(g.c().Logs(), HasSubstr("MiB still held by process"));
+  WriteFile(g.fake() + "/leak-go", "");  // the leaked process may go now
   CommandResult status = g.c().Sweep({"status"});
   EXPECT_THAT(status.out, HasSubstr(absl::StrCat("pid ", foreign->pid(), " (sleep")));
   // Once it is gone, the worker says so no more.
@@ -314,9 +356,9 @@ TEST(GpuEndToEndTest, LeftoverAndForeignGpuMemoryIsReportedNotWaitedOnSilently) 
 TEST(GpuEndToEndTest, ADriverThatTakesTwoSecondsPerCallHoldsUpNoTrialHeartbeatOrLease) {
   // The livelock of the "Real GPUs" issue: with nvidia-smi taking 2 s, trials took
   // 20-35 s from start to recorded end, slots went silent past the lease and trials
-  // came back at attempt 3. Here every NVML call takes 2 s, the lease is 2 s (the
-  // cluster's --lease-timeout) and each trial writes the time it exits as its last
-  // act.
+  // came back at attempt 3. Here every NVML call takes 2 s and each trial writes the
+  // time it exits as its last act: none may come back, and each end must be recorded
+  // within 3 s of its exit (the lag the issue names; the old code took 20-35 s).
   GpuCluster g(4);
   g.nvml().config()["delay_s"] = 2;
   g.nvml().Write();

@@ -189,15 +189,15 @@ TEST_F(HostileCoreTest, AnUnknownWorkerAskingForWorkIsToldToRegisterAtOnce) {
   v1::LeaseTrialRequest req;
   req.set_worker_id("intruder/cpu0-ffff");
   req.set_wait_ms(std::numeric_limits<int64_t>::max());
-  const absl::Time start = absl::Now();
   EXPECT_EQ(core_->LeaseTrial(req).status().code(), absl::StatusCode::kNotFound);
-  // A known worker's absurd wait is capped by max_lease_wait (50 ms here).
+  // A known worker's absurd wait is capped by max_lease_wait (50 ms here): the calls
+  // return at all (uncapped, the first would block for millions of years, which the
+  // suite's per-test timeout reports).
   req.set_worker_id(worker_);
   auto other = core_->LeaseTrial(req);
   EXPECT_TRUE(other.ok()) << other.status();
   req.set_wait_ms(std::numeric_limits<int64_t>::min());
   EXPECT_TRUE(core_->LeaseTrial(req).ok());
-  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
 }
 
 TEST_F(HostileCoreTest, AnUnknownOutcomeEndsTheTrialAsFailed) {

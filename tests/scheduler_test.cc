@@ -35,7 +35,10 @@ parameters:
 
 class SchedulerTest : public ::testing::Test {
  protected:
-  void SetUp() override { Open(); }
+  void SetUp() override {
+    options_.lease_timeout = absl::Seconds(10);
+    Open();
+  }
 
   void Open() {
     core_.reset();
@@ -43,9 +46,7 @@ class SchedulerTest : public ::testing::Test {
     auto store = Store::Open(dir_ / "sweeps.db");
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    SchedulerOptions o;
-    o.lease_timeout = absl::Seconds(10);
-    auto core = Scheduler::Create(store_.get(), &clock_, o);
+    auto core = Scheduler::Create(store_.get(), &clock_, options_);
     ASSERT_TRUE(core.ok()) << core.status();
     core_ = std::move(*core);
   }
@@ -122,6 +123,7 @@ class SchedulerTest : public ::testing::Test {
   FakeClock clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Scheduler> core_;
+  SchedulerOptions options_;  // Open() builds the scheduler with these
 };
 
 TEST_F(SchedulerTest, GridTrialsAreLeasedOnceEachInOrderWithTheirParameters) {
@@ -284,6 +286,8 @@ TEST_F(SchedulerTest, MaxConcurrentLimitsRunningTrials) {
 }
 
 TEST_F(SchedulerTest, LeaseWaitingBehindMaxConcurrentGetsTheTrialWhenASlotOpens) {
+  options_.max_lease_wait = absl::Seconds(120);  // it returns when woken, not by time
+  Open();
   Submit(std::string(kGrid) + "max_concurrent: 1\n");
   std::string w1 = RegisterCpu(), w2 = RegisterCpu();
   auto a = Lease(w1);
@@ -292,10 +296,11 @@ TEST_F(SchedulerTest, LeaseWaitingBehindMaxConcurrentGetsTheTrialWhenASlotOpens)
   std::thread waiter([&] {
     v1::LeaseTrialRequest req;
     req.set_worker_id(w2);
-    req.set_wait_ms(60000);  // capped at max_lease_wait (5 s): empty if never woken
+    req.set_wait_ms(60000);  // empty after 60 s if never woken
     waited = core_->LeaseTrial(req);
   });
-  absl::SleepFor(absl::Milliseconds(100));  // let it wait (it finds nothing either way)
+  // Once it waits, only the finish can hand it the trial.
+  ASSERT_TRUE(testing::WaitFor([&] { return core_->WaitingLeases() == 1; }, absl::Seconds(60)));
   ASSERT_TRUE(Finish(w1, *a, v1::TRIAL_OUTCOME_COMPLETED).ok());
   waiter.join();
   ASSERT_TRUE(waited.ok()) << waited.status();
