@@ -4,6 +4,7 @@
 #   bash bench/run.sh                       # everything, 3 runs each; rewrites docs/BENCHMARKS.md
 #   bash bench/run.sh --only dispatch,ingest --reps 5 --no-doc
 #   BENCH_WORK=/mnt/disk/bench bash bench/run.sh   # measure on another disk
+#   bash bench/run.sh --gpu [ARGS]          # GPU telemetry on fake GPUs: bench/gpu/run.sh
 #
 # Builds a Release tree of its own (build-bench/, with -DSWEEP_BUILD_BENCH=ON; the
 # normal build never compiles bench/), installs the peer python3-optuna from Debian
@@ -13,6 +14,10 @@
 # does not run it. The Trainer rows have their own command: bench/trainer/run.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--gpu" ]; then
+  shift
+  exec bash bench/gpu/run.sh "$@"
+fi
 BUILD=${BENCH_BUILD:-build-bench}
 export BENCH_BUILD=$PWD/$BUILD
 
