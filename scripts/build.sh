@@ -8,8 +8,6 @@ cd "$(dirname "$0")/.."
 # Let ccache share results between clones in other directories (CI builds a fresh
 # clone each time).
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
-# sweep-train's sources use a precompiled header, which ccache caches only with this.
-export CCACHE_SLOPPINESS=pch_defines,time_macros
 build_dir=${BUILD_DIR:-build}
 # Release at -O2 without debug info: about 40% faster to compile than RelWithDebInfo
 # (-g) for the LibTorch and gRPC sources. BUILD_TYPE=RelWithDebInfo (or Debug) for a
