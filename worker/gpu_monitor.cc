@@ -93,6 +93,8 @@ struct GpuMonitor::State {
   bool requested ABSL_GUARDED_BY(mu) = false;  // a slot asked for a sample
   absl::Time last_attempt ABSL_GUARDED_BY(mu) = absl::InfinitePast();
   absl::Time last_start ABSL_GUARDED_BY(mu) = absl::InfinitePast();  // of the newest sample
+  absl::Duration last_duration ABSL_GUARDED_BY(mu);  // of the newest read, ok or not
+  absl::Time reading_since ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();  // one in flight
   std::map<std::string, Active> active ABSL_GUARDED_BY(mu);
   std::map<std::string, Previous> previous ABSL_GUARDED_BY(mu);  // by device UUID
   std::map<std::string, GpuSample> last_samples ABSL_GUARDED_BY(mu);  // by device UUID
@@ -112,6 +114,7 @@ void GpuMonitor::State::Loop() {
         return;
       }
       requested = false;
+      reading_since = absl::Now();
       uuids = watch;
       for (const auto& [id, a] : active) {
         for (const std::string& u : a.uuids) {
@@ -125,6 +128,8 @@ void GpuMonitor::State::Loop() {
     absl::StatusOr<GpuReading> reading = probe->Read(uuids);
     absl::MutexLock lock(&mu);
     last_attempt = start;
+    last_duration = absl::Now() - start;
+    reading_since = absl::InfiniteFuture();
     if (!reading.ok()) {
       if (!warned) {
         spdlog::warn("GPU telemetry unavailable: {}", std::string(reading.status().message()));
@@ -250,6 +255,11 @@ void GpuMonitor::RequestSample() {
 absl::Time GpuMonitor::LastSampleTime() {
   absl::MutexLock lock(&state_->mu);
   return state_->last_start;
+}
+
+absl::Duration GpuMonitor::ReadDuration() {
+  absl::MutexLock lock(&state_->mu);
+  return std::max(state_->last_duration, absl::Now() - state_->reading_since);
 }
 
 bool GpuMonitor::WaitForSample(absl::Time after, absl::Time deadline) {
