@@ -13,6 +13,9 @@
 //     "init_error": "DRIVER_NOT_LOADED",   nvmlInit_v2 fails so (optional)
 //     "processes_file": "/path",    lines "pid, uuid, MiB": while process pid lives
 //                                   (and is no zombie), it holds MiB on device uuid
+//     "queries_file": "/path",      each process query appends a line once it has read
+//                                   processes_file (a test trial can wait until a sample
+//                                   has seen it)
 //     "gpus": [{
 //       "uuid": "GPU-fake-0", "name": "Fake GPU", "memory_mib": 16384,
 //       "used_mib": 0,              held by no listed process
@@ -349,6 +352,9 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned in
                                         .gpuInstanceId = i == 0 && !mig ? 0xFFFFFFFFu : 1u,
                                         .computeInstanceId = i == 0 && !mig ? 0xFFFFFFFFu : 0u});
     }
+  }
+  if (const Json& c = Config(); c.contains("queries_file") && c["queries_file"].is_string()) {
+    std::ofstream(c["queries_file"].get<std::string>(), std::ios::app) << "query\n";
   }
   unsigned int room = *count;
   *count = static_cast<unsigned int>(found.size());

@@ -67,6 +67,9 @@ if [ "$LEAK" != 0 ]; then
   setsid sh -c "echo \$\$, GPU-fake-$FIRST, $LEAK >> $FAKE_GPU_DIR/apps; i=0
     while [ ! -e $FAKE_GPU_DIR/leak-go ] && [ \$i -lt 6000 ]; do sleep 0.05; i=\$((i + 1)); done" &
   while ! grep -q ", $LEAK\$" "$FAKE_GPU_DIR/apps"; do sleep 0.05; done
+  # Two process queries after that one surely saw the leaked process in the trial.
+  n=$(wc -l < "$FAKE_GPU_DIR/queries")
+  while [ $(wc -l < "$FAKE_GPU_DIR/queries") -lt $((n + 2)) ]; do sleep 0.05; done
 fi
 if [ "$OOM" = 1 ]; then
   echo "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB" >&2
@@ -83,7 +86,10 @@ class GpuCluster {
     fake_ = c_.dir() / "fakegpu";
     std::filesystem::create_directories(fake_);
     WriteFile(fake_ + "/apps", "");
-    nvml_.Write(FakeCards(gpus, memory_mib, fake_ + "/apps"));
+    WriteFile(fake_ + "/queries", "");
+    nlohmann::json config = FakeCards(gpus, memory_mib, fake_ + "/apps");
+    config["queries_file"] = fake_ + "/queries";
+    nvml_.Write(config);
     trial_ = c_.dir() / "gpu_trial.sh";
     WriteFile(trial_, kTrial);
     c_.StartScheduler();
