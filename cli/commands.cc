@@ -136,7 +136,8 @@ int StatusCommand(const ClientOptions& scheduler, const std::string& sweep_id, b
   if (!resp.ok()) return Fail(resp.status());
   if (json) {
     nlohmann::json j = {{"sweeps", nlohmann::json::array()},
-                        {"workers", nlohmann::json::array()}};
+                        {"workers", nlohmann::json::array()},
+                        {"write_failure", resp->write_failure()}};
     for (const auto& s : resp->sweeps()) j["sweeps"].push_back(ToJson(s));
     for (const auto& w : resp->workers()) j["workers"].push_back(ToJson(w));
     PrintJson(j);

@@ -168,6 +168,11 @@ std::string FormatStatus(const v1::GetStatusResponse& status, double now) {
   if (status.sweeps_size() == 1 && !status.sweeps(0).end_reason().empty()) {
     absl::StrAppend(&out, "ended: ", status.sweeps(0).end_reason(), "\n");
   }
+  if (!status.write_failure().empty()) {
+    absl::StrAppend(&out, "scheduler: cannot write its database (", status.write_failure(),
+                    "); nothing is recorded until it can: free disk space or release the "
+                    "lock\n");
+  }
   std::vector<std::vector<std::string>> workers = {
       {"WORKER", "SLOT", "STATE", "TRIAL", "LAST SEEN"}};
   for (const v1::WorkerSummary& w : status.workers()) {

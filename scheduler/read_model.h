@@ -30,7 +30,8 @@ class LiveView {
   virtual void AddToSweep(v1::SweepSummary& sweep) = 0;
   // Adds the telemetry of a running trial's last heartbeat.
   virtual void AddToTrial(v1::TrialSummary& trial) = 0;
-  // Adds the worker slots the scheduler hears from.
+  // Adds the worker slots the scheduler hears from, and why it cannot write its
+  // database while it cannot.
   virtual void AddWorkers(v1::GetStatusResponse& status) = 0;
 };
 

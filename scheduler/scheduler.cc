@@ -876,6 +876,7 @@ class Scheduler::Live : public LiveView {
     s_->AddLiveGpuUsage(out);
   }
   void AddWorkers(v1::GetStatusResponse& resp) override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    resp.set_write_failure(s_->write_failure_);
     for (const auto& [id, w] : s_->workers_) {
       if (w.row.state == "lost") continue;
       v1::WorkerSummary* ws = resp.add_workers();

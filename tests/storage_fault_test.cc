@@ -4,6 +4,7 @@
 // with every metric line stored exactly once.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 
@@ -64,6 +65,18 @@ class StorageFaultTest : public ::testing::Test {
               absl::StrCat(4 * kLines));
   }
 
+  // Metric lines the sweep's trials wrote to their files so far.
+  int LinesWritten() {
+    int n = 0;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(c.dir() / "runs", ec)) {
+      if (e.path().filename() != "metrics.jsonl") continue;
+      std::string text = ReadFile(e.path().string());
+      n += std::count(text.begin(), text.end(), '\n');
+    }
+    return n;
+  }
+
   Cluster c;
   std::optional<Db> db;  // opened once the scheduler made the file
   std::string sweep, count_sql;
@@ -75,12 +88,23 @@ TEST_F(StorageFaultTest, AFullDiskMidSweepLosesNothingAndReadsGoOn) {
   // its start after a checkpoint, so "no growth" would not be enough; its log file
   // cannot be written either, until the end).
   SetFileSizeLimit(c.scheduler_pid(), 1);
-  absl::SleepFor(absl::Milliseconds(300));  // let a write under way commit or fail
-  std::string before = db->Value(count_sql);
-  absl::SleepFor(absl::Seconds(3));  // the trials go on writing lines meanwhile
-  CommandResult status = c.Sweep({"status", sweep});
-  EXPECT_EQ(status.exit_code, 0) << status.err;  // reads are served
+  // Once a write has failed, `sweep status` (a read, still served) says so.
+  CommandResult status;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        status = c.Sweep({"status", sweep});
+        return status.out.find("cannot write its database") != std::string::npos;
+      },
+      absl::Seconds(60)))
+      << status.out << status.err << c.Logs();
+  EXPECT_EQ(status.exit_code, 0) << status.err;
   EXPECT_THAT(status.out, ::testing::HasSubstr(sweep));
+  std::string before = db->Value(count_sql);
+  // The trials go on writing lines, which the worker keeps offering: none is stored.
+  ASSERT_TRUE(WaitFor([&] { return LinesWritten() >= std::stoi(before) + 10; },
+                      absl::Seconds(60)));
+  status = c.Sweep({"status", sweep});
+  EXPECT_THAT(status.out, ::testing::HasSubstr("cannot write its database"));
   EXPECT_EQ(db->Value(count_sql), before) << "nothing is written while the disk is full";
 
   SetFileSizeLimit(c.scheduler_pid(), RLIM_INFINITY);
