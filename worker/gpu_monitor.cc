@@ -74,8 +74,8 @@ struct GpuMonitor::State {
     std::optional<double> energy_joules;
   };
 
-  State(std::shared_ptr<GpuProbe> p, std::vector<std::string> w, absl::Duration i)
-      : probe(std::move(p)), watch(std::move(w)), interval(i) {}
+  State(std::shared_ptr<GpuProbe> p, std::vector<std::string> w, absl::Duration i, Clock* c)
+      : probe(std::move(p)), watch(std::move(w)), interval(i), clock(c) {}
 
   void Loop();
   void Fold(const GpuReading& reading, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
@@ -86,6 +86,7 @@ struct GpuMonitor::State {
   const std::shared_ptr<GpuProbe> probe;
   const std::vector<std::string> watch;
   const absl::Duration interval;
+  Clock* const clock;
   std::thread thread;
   absl::Mutex mu;
   bool stop ABSL_GUARDED_BY(mu) = false;
@@ -108,7 +109,7 @@ void GpuMonitor::State::Loop() {
     {
       absl::MutexLock lock(&mu);
       auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stop || requested; };
-      mu.AwaitWithDeadline(absl::Condition(&wake), last_attempt + interval);
+      clock->AwaitWithDeadline(&mu, absl::Condition(&wake), last_attempt + interval);
       if (stop) {
         done = true;
         return;
@@ -124,7 +125,7 @@ void GpuMonitor::State::Loop() {
         }
       }
     }
-    absl::Time start = absl::Now();
+    absl::Time start = clock->Now();
     absl::StatusOr<GpuReading> reading = probe->Read(uuids);
     absl::MutexLock lock(&mu);
     last_attempt = start;
@@ -199,8 +200,8 @@ void GpuMonitor::State::Fold(const GpuReading& reading, absl::Time now) {
 }
 
 GpuMonitor::GpuMonitor(std::shared_ptr<GpuProbe> probe, std::vector<std::string> watch,
-                       absl::Duration interval)
-    : state_(std::make_shared<State>(std::move(probe), std::move(watch), interval)) {
+                       absl::Duration interval, Clock* clock)
+    : state_(std::make_shared<State>(std::move(probe), std::move(watch), interval, clock)) {
   state_->thread = std::thread([s = state_] { s->Loop(); });
 }
 
@@ -228,7 +229,7 @@ void GpuMonitor::Begin(const std::string& trial, pid_t leader,
   a.leader = leader;
   a.uuids = uuids;
   a.baseline_mib = baseline_mib;
-  a.begin = absl::Now();
+  a.begin = state_->clock->Now();
   state_->requested = true;
 }
 
@@ -270,7 +271,7 @@ bool GpuMonitor::WaitForSample(absl::Time after, absl::Time deadline) {
   auto in = [&s, after]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
     return s.last_start >= after || s.stop;
   };
-  s.mu.AwaitWithDeadline(absl::Condition(&in), deadline);
+  s.clock->AwaitWithDeadline(&s.mu, absl::Condition(&in), deadline);
   return s.last_start >= after;
 }
 

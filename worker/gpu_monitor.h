@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "worker/gpu.h"
 
 namespace sweep {
@@ -55,9 +56,10 @@ struct TrialGpuUse {
 class GpuMonitor {
  public:
   // `watch`: UUIDs of devices sampled always (the slot's own); `interval`: time
-  // between samples.
+  // between samples on `clock` (not owned; it outlives the sampler), which also
+  // times the samples and the deadlines given to the methods below.
   GpuMonitor(std::shared_ptr<GpuProbe> probe, std::vector<std::string> watch,
-             absl::Duration interval);
+             absl::Duration interval, Clock* clock = SystemClock::Get());
   ~GpuMonitor();
   GpuMonitor(const GpuMonitor&) = delete;
   GpuMonitor& operator=(const GpuMonitor&) = delete;
