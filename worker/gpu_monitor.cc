@@ -126,10 +126,11 @@ void GpuMonitor::State::Loop() {
       }
     }
     absl::Time start = clock->Now();
+    absl::Time real_start = absl::Now();  // how long the driver takes is real time
     absl::StatusOr<GpuReading> reading = probe->Read(uuids);
     absl::MutexLock lock(&mu);
     last_attempt = start;
-    last_duration = absl::Now() - start;
+    last_duration = absl::Now() - real_start;
     reading_since = absl::InfiniteFuture();
     if (!reading.ok()) {
       if (!warned) {

@@ -79,8 +79,9 @@ class GpuMonitor {
   void RequestSample();
   // When the newest sample began; InfinitePast before the first.
   absl::Time LastSampleTime();
-  // How long the driver takes to answer: the newest read's duration, or longer
-  // while a read is in flight for longer than that. Zero before the first read.
+  // How long the driver takes to answer, in real time (not the injected clock's):
+  // the newest read's duration, or longer while a read is in flight for longer than
+  // that. Zero before the first read.
   absl::Duration ReadDuration();
   // Asks for a sample and waits until one that began at or after `after` is in, or
   // until `deadline`. Returns whether it is.

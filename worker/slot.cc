@@ -717,6 +717,21 @@ void Slot::AwaitRelease(const v1::TrialAssignment& a, const Gpu& gpu, const Tria
   absl::Time after = exited_at;
   std::string held;
   bool known = false;  // a sample after the end said the memory is still held
+  // A driver that takes this long to answer would hold every trial's end (and the
+  // next trial's start) for as long: then the release is not waited for, and what
+  // still holds memory shows in the slot's message from the next samples instead.
+  if (absl::Duration took = monitor_->ReadDuration(); took > kSlowDriver) {
+    if (!slow_driver_said_) {
+      spdlog::warn("{}: the GPU driver takes {} to answer; trials' ends no longer wait for "
+                   "a reading that shows their GPU memory released",
+                   name_, absl::FormatDuration(took));
+      slow_driver_said_ = true;
+    }
+    AddForeign();
+    next_gpu_refresh_ = clock_->Now() + std::max(o_.gpu_sample_interval, absl::Seconds(1));
+    return;
+  }
+  slow_driver_said_ = false;
   while (true) {
     absl::Time step = std::min(deadline, clock_->Now() + heartbeat_interval_);
     std::string now_held;

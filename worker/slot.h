@@ -167,6 +167,9 @@ class Slot {
 
   bool lost_reported_ = false;     // the slot's GPU is lost and the log says so
   bool gpu_flagged_ = false;       // the running trial failed the no-silent-CPU check
+  bool slow_driver_said_ = false;  // the log says that release waits are skipped
+  // A driver read slower than this skips the wait for a trial's memory release.
+  static constexpr absl::Duration kSlowDriver = absl::Milliseconds(500);
   std::string message_;            // about the slot's GPU, for the scheduler
   std::string reported_message_;   // what the scheduler last heard
   std::string foreign_reported_;   // foreign processes last logged
