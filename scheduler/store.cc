@@ -316,19 +316,29 @@ absl::StatusOr<std::vector<Row>> ReadAll(Stmt& s, Reader read) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+namespace {
+
+// Opens a connection with `flags` that waits up to 5 s for another connection's
+// lock (the scheduler's short write locks, a WAL recovery) instead of failing.
+absl::StatusOr<sqlite3*> OpenConnection(const std::string& path, int flags) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
     std::string msg = absl::StrCat("cannot open database ", path, ": ",
                                    db ? sqlite3_errmsg(db) : "out of memory");
     sqlite3_close(db);
     return absl::UnavailableError(msg);
   }
   sqlite3_busy_timeout(db, 5000);
-  std::unique_ptr<Store> store(new Store(db));
+  return db;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  absl::StatusOr<sqlite3*> db =
+      OpenConnection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!db.ok()) return db.status();
+  std::unique_ptr<Store> store(new Store(*db));
   SWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
   SWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=NORMAL"));
   SWEEP_RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys=ON"));
@@ -345,18 +355,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::OpenReadOnly(const std::string& pa
                                             " (--db names the file `sweep run` or "
                                             "`sweep scheduler` wrote)"));
   }
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = absl::StrCat("cannot open database ", path, ": ",
-                                   db ? sqlite3_errmsg(db) : "out of memory");
-    sqlite3_close(db);
-    return absl::UnavailableError(msg);
-  }
-  // A reader waits out the scheduler's short write locks (WAL recovery, a restart
-  // of the log) instead of failing.
-  sqlite3_busy_timeout(db, 5000);
+  absl::StatusOr<sqlite3*> opened = OpenConnection(path, SQLITE_OPEN_READONLY);
+  if (!opened.ok()) return opened.status();
+  sqlite3* db = *opened;
   std::unique_ptr<Store> store(new Store(db));
   store->read_only_ = true;
   int64_t version = 0;

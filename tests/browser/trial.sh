@@ -7,6 +7,7 @@
 # running for as long as it needs and then releases it by creating PATH (the wait
 # gives up after 300 s, exit 4, so that no trial outlives a test that died).
 set -eu
+. "$(dirname "$0")/../data/gate.sh"
 lr=0.01 layers=1 gate=
 for a in "$@"; do
   case "$a" in
@@ -18,15 +19,7 @@ done
 echo "training lr=$lr layers=$layers"
 for step in 1 2 3 4 5; do
   if [ "$step" = 2 ] && [ -n "$gate" ]; then
-    waited=0
-    while [ ! -e "$gate" ]; do
-      if [ "$waited" -ge 6000 ]; then
-        echo "error: $gate did not appear within 300 s" >&2
-        exit 4
-      fi
-      sleep 0.05
-      waited=$((waited + 1))
-    done
+    await_gate "$gate"
   fi
   if [ "$layers" = 4 ] && [ "$step" = 3 ]; then
     echo "error: loss diverged to nan at step $step (lr=$lr)" >&2

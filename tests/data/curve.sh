@@ -7,6 +7,7 @@
 # let it through. The wait gives up after 300 s (exit 4) so that no trial outlives
 # a test that died.
 set -eu
+. "$(dirname "$0")/gate.sh"
 x=1 steps=10 pause=0.2 gate_dir=
 for a in "$@"; do
   case "$a" in
@@ -20,15 +21,7 @@ echo "$$" > "$SWEEP_TRIAL_DIR/pid"
 i=1
 while [ "$i" -le "$steps" ]; do
   if [ "$i" -gt 1 ] && [ -n "$gate_dir" ]; then
-    waited=0
-    while [ ! -e "$gate_dir/go-$x" ]; do
-      if [ "$waited" -ge 6000 ]; then
-        echo "error: $gate_dir/go-$x did not appear within 300 s" >&2
-        exit 4
-      fi
-      sleep 0.05
-      waited=$((waited + 1))
-    done
+    await_gate "$gate_dir/go-$x"
   fi
   echo "{\"step\": $i, \"loss\": $x}" >> "$SWEEP_METRICS_FILE"
   sleep "$pause"

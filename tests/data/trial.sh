@@ -7,6 +7,7 @@
 # PATH (or by stopping the trial). The wait gives up after 300 s (exit 4) so that
 # no trial outlives a test that died.
 set -eu
+. "$(dirname "$0")/gate.sh"
 x=0 y=0 sleep_s=0.1 gate=
 for a in "$@"; do
   case "$a" in
@@ -29,15 +30,7 @@ for step in 1 2 3; do
 done
 echo "trial x=$x y=$y running"
 if [ -n "$gate" ]; then
-  waited=0
-  while [ ! -e "$gate" ]; do
-    if [ "$waited" -ge 6000 ]; then
-      echo "error: $gate did not appear within 300 s" >&2
-      exit 4
-    fi
-    sleep 0.05
-    waited=$((waited + 1))
-  done
+  await_gate "$gate"
 fi
 sleep "$sleep_s"
 echo "trial x=$x y=$y done"
