@@ -40,7 +40,12 @@
 //  - draining: the trial may run for drain_timeout more, then is stopped and given
 //    back (RELEASED); stop now: stopped at once and given back;
 //  - FinishTrial that fails with Unavailable is retried with the same request every
-//    retry_interval until report_give_up (or stop now).
+//    retry_interval until report_give_up (or stop now);
+//  - a GPU of the trial found lost (GpuMonitor::Lost) stops it and gives it back
+//    (RELEASED, no retry used) with the reason; so does a trial that failed on its own
+//    once a sample after its exit shows the loss (waited for one heartbeat interval);
+//  - after a GPU trial the slot waits (bounded) for a sample showing its memory
+//    released, except while the driver takes over kSlowDriver to answer.
 //
 // Where heartbeats would move to a thread of their own: Slot::HeartbeatIfDue()
 // (slot.cc), called from the trial loop, is the only sender while a trial runs.
