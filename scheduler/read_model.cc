@@ -37,6 +37,23 @@ v1::TrialSummary ToSummary(const TrialRow& t) {
   return s;
 }
 
+v1::WorkerSummary ToSummary(const WorkerRow& w) {
+  v1::WorkerSummary s;
+  s.set_id(w.id);
+  s.set_host(w.host);
+  if (w.has_gpu) {
+    s.mutable_gpu()->set_index(w.gpu_index);
+    s.mutable_gpu()->set_uuid(w.gpu_uuid);
+    s.mutable_gpu()->set_name(w.gpu_name);
+    s.mutable_gpu()->set_memory_mib(w.gpu_memory_mib);
+  }
+  s.set_state(w.state);
+  s.set_trial_id(w.trial_id);
+  s.set_last_heartbeat(w.last_heartbeat);
+  s.set_message(w.message);
+  return s;
+}
+
 absl::StatusOr<v1::SweepSummary> SweepRecords::Summarize(const SweepRow& row) {
   v1::SweepSummary s;
   s.set_id(row.id);
@@ -94,19 +111,7 @@ absl::StatusOr<v1::GetStatusResponse> SweepRecords::Status(const std::string& sw
   SWEEP_ASSIGN_OR_RETURN(std::vector<WorkerRow> workers, store_->LoadWorkers());
   for (const WorkerRow& w : workers) {
     if (w.state == "lost" || w.last_heartbeat < now - kStoredWorkerWindowSeconds) continue;
-    v1::WorkerSummary* ws = resp.add_workers();
-    ws->set_id(w.id);
-    ws->set_host(w.host);
-    if (w.has_gpu) {
-      ws->mutable_gpu()->set_index(w.gpu_index);
-      ws->mutable_gpu()->set_uuid(w.gpu_uuid);
-      ws->mutable_gpu()->set_name(w.gpu_name);
-      ws->mutable_gpu()->set_memory_mib(w.gpu_memory_mib);
-    }
-    ws->set_state(w.state);
-    ws->set_trial_id(w.trial_id);
-    ws->set_last_heartbeat(w.last_heartbeat);
-    ws->set_message(w.message);
+    *resp.add_workers() = ToSummary(w);
   }
   return resp;
 }

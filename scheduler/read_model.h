@@ -70,6 +70,8 @@ class SweepRecords {
 
 // Converts a trial row to its wire form (no GPU fields).
 v1::TrialSummary ToSummary(const TrialRow& t);
+// Converts a worker row to its wire form, as stored (heartbeat and message).
+v1::WorkerSummary ToSummary(const WorkerRow& w);
 
 }  // namespace sweep
 

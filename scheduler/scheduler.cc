@@ -880,16 +880,8 @@ class Scheduler::Live : public LiveView {
     for (const auto& [id, w] : s_->workers_) {
       if (w.row.state == "lost") continue;
       v1::WorkerSummary* ws = resp.add_workers();
-      ws->set_id(id);
-      ws->set_host(w.row.host);
-      if (w.row.has_gpu) {
-        ws->mutable_gpu()->set_index(w.row.gpu_index);
-        ws->mutable_gpu()->set_uuid(w.row.gpu_uuid);
-        ws->mutable_gpu()->set_name(w.row.gpu_name);
-        ws->mutable_gpu()->set_memory_mib(w.row.gpu_memory_mib);
-      }
-      ws->set_state(w.row.state);
-      ws->set_trial_id(w.row.trial_id);
+      *ws = ToSummary(w.row);
+      // What the scheduler heard last, which the row may lag.
       ws->set_last_heartbeat(ToUnixSecondsDouble(w.last_seen));
       ws->set_message(w.message);
     }
