@@ -107,15 +107,18 @@ TEST(StoreTest, FailedTransactionLeavesNothingBehind) {
   EXPECT_EQ(store->LoadTrial("abcd1234-0000").status().code(), absl::StatusCode::kNotFound);
 }
 
+// Runs `sql` on the database at `path` as another program would (to age or damage it).
+void ExecOn(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+}
+
 TEST(StoreTest, DatabaseFromANewerSweepIsRefused) {
   TempDir dir;
   { auto store = *Store::Open(dir / "s.db"); }
-  {
-    sqlite3* db;
-    sqlite3_open((dir / "s.db").c_str(), &db);
-    sqlite3_exec(db, "INSERT INTO schema_version VALUES (999)", nullptr, nullptr, nullptr);
-    sqlite3_close(db);
-  }
+  ExecOn(dir / "s.db", "INSERT INTO schema_version VALUES (999)");
   auto store = Store::Open(dir / "s.db");
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
 }
@@ -161,12 +164,7 @@ TEST(StoreTest, ReadOnlyOpenNamesAMissingFileAFileOfAnotherKindAndAnOlderSchema)
   EXPECT_THAT(std::string(text.status().message()), ::testing::HasSubstr("not a sweep database"));
 
   { auto store = *Store::Open(dir / "s.db"); }
-  {
-    sqlite3* db;
-    sqlite3_open((dir / "s.db").c_str(), &db);
-    sqlite3_exec(db, "DELETE FROM schema_version WHERE version = 5", nullptr, nullptr, nullptr);
-    sqlite3_close(db);
-  }
+  ExecOn(dir / "s.db", "DELETE FROM schema_version WHERE version = 5");
   auto older = Store::OpenReadOnly(dir / "s.db");
   EXPECT_EQ(older.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(older.status().message()), ::testing::HasSubstr("upgrade"));

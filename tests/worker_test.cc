@@ -199,13 +199,19 @@ TEST(WorkerTest, EachMigDeviceIsASlotOfItsOwnAndTrialsSeeItsUuid) {
   EXPECT_THAT(status.out, HasSubstr("Fake MIG 1g.5gb"));
 }
 
+// Starts `sweep worker --gpus all` on two fake GPUs (one slot each, a sample every
+// 0.1 s) with `nvml`, whose config a test may change to lose a GPU.
+void StartOnTwoFakeGpus(Cluster& c, FakeNvml& nvml) {
+  nvml.Write(FakeCards(2));
+  c.StartWorkerWith({"--gpus", "all", "--slots-per-gpu", "1", "--gpu-sample-interval", "0.1"},
+                    nvml.Env());
+}
+
 TEST(WorkerTest, SlotsOfALostGpuTakeNoMoreTrialsAndSaySo) {
   Cluster c;
   c.StartScheduler();
   FakeNvml nvml(c.dir() / "nvml.json");
-  nvml.Write(FakeCards(2));
-  c.StartWorkerWith({"--gpus", "all", "--slots-per-gpu", "1", "--gpu-sample-interval", "0.1"},
-                    nvml.Env());
+  StartOnTwoFakeGpus(c, nvml);
   Db db(c.db());
   ASSERT_TRUE(WaitFor([&] { return db.Value("SELECT COUNT(*) FROM workers") == "2"; },
                       absl::Seconds(20)))
@@ -235,9 +241,7 @@ TEST(WorkerTest, ATrialWhoseGpuIsLostGoesBackToTheQueueWithoutUsingARetry) {
   Cluster c;
   c.StartScheduler();
   FakeNvml nvml(c.dir() / "nvml.json");
-  nvml.Write(FakeCards(2));
-  c.StartWorkerWith({"--gpus", "all", "--slots-per-gpu", "1", "--gpu-sample-interval", "0.1"},
-                    nvml.Env());
+  StartOnTwoFakeGpus(c, nvml);
   const std::string gate = c.dir() / "go";
   std::string sweep = c.Submit(
       Spec("resources: {gpus_per_trial: 1}\nmax_retries: 0\n", 0, "[1, 2]", gate));
