@@ -22,15 +22,24 @@
 //       "utilization": 50,          percent
 //       "power_w": 100,             nvmlDeviceGetPowerUsage
 //       "energy_w": 100,            the energy counter rises at this rate (default power_w)
+//       "energy_j_per_read": 600,   or by this much with each read (a test on a fake
+//                                   clock knows then exactly what it must see)
 //       "power_error": "NOT_SUPPORTED",    nvmlDeviceGetPowerUsage fails so (optional)
 //       "energy_error": "NOT_SUPPORTED",   nvmlDeviceGetTotalEnergyConsumption too
 //       "lost": false,              true: every call on it (and its MIG devices) answers
 //                                   NVML_ERROR_GPU_IS_LOST
-//       "mig": [{"uuid": "MIG-...", "name": "...", "memory_mib": 4864, "slot": 0}]
+//       "xids": [79, {"xid": 94, "gpu_instance": 2}]
+//                                   Xid errors the card reported, oldest first: each
+//                                   event set that the card is registered with hands
+//                                   out each one once (nvmlEventSetWait_v2), with the
+//                                   GPU instance given (none: the whole card)
+//       "mig": [{"uuid": "MIG-...", "name": "...", "memory_mib": 4864, "slot": 0,
+//                "gpu_instance": 1}]
 //                                   present: the card is in MIG mode with these MIG
 //                                   devices (at MIG device index "slot", default their
-//                                   position; 7 slots); MIG devices have no
-//                                   utilization, power or energy (NOT_SUPPORTED)
+//                                   position; 7 slots; GPU instance id default slot +
+//                                   1); MIG devices have no utilization, power or
+//                                   energy (NOT_SUPPORTED)
 //     }]
 //   }
 //
@@ -40,13 +49,17 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -204,7 +217,16 @@ nvmlReturn_t CopyText(const std::string& s, char* out, unsigned int length) {
   return NVML_SUCCESS;
 }
 
+// An event set: the cards registered with it and how many of each card's "xids"
+// it has handed out.
+struct EventSet {
+  std::set<int> cards;
+  std::map<int, size_t> delivered;
+};
+
 }  // namespace
+
+struct nvmlEventSet_st : EventSet {};
 
 extern "C" {
 
@@ -316,10 +338,13 @@ nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t d, unsigned long l
   if (nvmlReturn_t r = Resolve(d, &card, &mig, &index); r != NVML_SUCCESS) return r;
   if (mig) return NVML_ERROR_NOT_SUPPORTED;
   if (card->contains("energy_error")) return Code((*card)["energy_error"].get<std::string>());
-  // The counter rises at energy_w from the first time it is read.
+  // The counter rises by energy_j_per_read with each read after the first, or else
+  // at energy_w from the first time it is read.
   Energy& e = energy[index % 64];
   Clock::time_point now = Clock::now();
-  if (e.started) {
+  if (e.started && card->contains("energy_j_per_read")) {
+    e.mj += (*card)["energy_j_per_read"].get<double>() * 1000;
+  } else if (e.started) {
     double watts = card->value("energy_w", card->value("power_w", 0.0));
     e.mj += watts * 1000 * std::chrono::duration<double>(now - e.last).count();
   }
@@ -400,6 +425,72 @@ nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t d, unsigned int in
     }
   }
   return NVML_ERROR_NOT_FOUND;
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t d, unsigned int* id) {
+  Delay();
+  std::lock_guard<std::mutex> lock(mu);
+  const Json *card, *mig;
+  if (nvmlReturn_t r = Resolve(d, &card, &mig); r != NVML_SUCCESS) return r;
+  if (mig == nullptr) return NVML_ERROR_NOT_SUPPORTED;
+  int slot = static_cast<int>(reinterpret_cast<uintptr_t>(d) & 0xff) - 1;
+  *id = mig->value("gpu_instance", static_cast<unsigned int>(slot + 1));
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t* set) {
+  Delay();
+  std::lock_guard<std::mutex> lock(mu);
+  if (init_count == 0) return NVML_ERROR_UNINITIALIZED;
+  *set = new nvmlEventSet_st();
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types,
+                                      nvmlEventSet_t set) {
+  Delay();
+  std::lock_guard<std::mutex> lock(mu);
+  const Json *card, *mig;
+  int c = 0;
+  if (nvmlReturn_t r = Resolve(d, &card, &mig, &c); r != NVML_SUCCESS) return r;
+  if (mig != nullptr) return NVML_ERROR_NOT_SUPPORTED;  // as the driver: cards only
+  if ((types & ~nvmlEventTypeXidCriticalError) != 0) return NVML_ERROR_NOT_SUPPORTED;
+  set->cards.insert(c);
+  return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t* data,
+                                 unsigned int timeoutms) {
+  Delay();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    const Json& gpus = Gpus();
+    for (int c : set->cards) {
+      if (c >= static_cast<int>(gpus.size()) || !gpus[c].contains("xids")) continue;
+      const Json& xids = gpus[c]["xids"];
+      size_t& next = set->delivered[c];
+      if (!xids.is_array() || next >= xids.size()) continue;
+      const Json& x = xids[next++];
+      *data = nvmlEventData_t{};
+      data->device = Handle(c, -1);
+      data->eventType = nvmlEventTypeXidCriticalError;
+      data->eventData = x.is_object() ? x.value("xid", 0ULL) : x.get<unsigned long long>();
+      data->gpuInstanceId = x.is_object() ? x.value("gpu_instance", NVML_NO_GPU_INSTANCE)
+                                          : NVML_NO_GPU_INSTANCE;
+      data->computeInstanceId = NVML_NO_GPU_INSTANCE;
+      return NVML_SUCCESS;
+    }
+  }
+  // Nothing waiting: no test needs an event that arrives during the wait.
+  if (timeoutms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(timeoutms, 10u)));
+  }
+  return NVML_ERROR_TIMEOUT;
+}
+
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
+  delete set;
+  return NVML_SUCCESS;
 }
 
 }  // extern "C"

@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/clock.h"
 #include "tests/fake_nvml.h"
 #include "tests/testing.h"
 #include "worker/gpu_monitor.h"
@@ -21,6 +22,7 @@ using ::sweep::testing::FakeCards;
 using ::sweep::testing::FakeNvml;
 using ::sweep::testing::FakeNvmlLibrary;
 using ::sweep::testing::TempDir;
+using ::sweep::testing::WaitFor;
 using ::sweep::testing::WriteFile;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
@@ -252,6 +254,55 @@ TEST_F(GpuTest, GpuLostMidRunIsReportedForThatDeviceAlone) {
   EXPECT_EQ(r->gpus[1].error, "GPU is lost (NVML error 15)");
 }
 
+TEST_F(GpuTest, ProbeHandsOutEachXidOnceForTheCardItHit) {
+  nvml_.Write(FakeCards(2));
+  auto probe = NewNvmlProbe(FakeNvmlLibrary());
+  auto r = probe->Read({"GPU-fake-0"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->faults.empty());
+  nvml_.config()["gpus"][1]["xids"] = Json::array({79, 31});
+  nvml_.Write();
+  r = probe->Read({"GPU-fake-0"});  // an Xid of any card of the node comes back
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->faults.size(), 2u);
+  EXPECT_EQ(r->faults[0].uuid, "GPU-fake-1");
+  EXPECT_EQ(r->faults[0].xid, 79);
+  EXPECT_EQ(r->faults[1].xid, 31);
+  r = probe->Read({"GPU-fake-0"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->faults.empty()) << "each Xid once";
+}
+
+TEST_F(GpuTest, XidOfAGpuInstanceHitsItsMigDeviceAndOneOfTheWholeCardHitsEach) {
+  Json c = MigNode();
+  c["gpus"][1]["mig"][1]["gpu_instance"] = 9;  // MIG-bbbb
+  nvml_.Write(c);
+  auto probe = NewNvmlProbe(FakeNvmlLibrary());
+  ASSERT_TRUE(probe->Read({"MIG-aaaa"}).ok());
+  c["gpus"][1]["xids"] = Json::array({{{"xid", 94}, {"gpu_instance", 9}}, 48});
+  nvml_.Write(c);
+  auto r = probe->Read({"MIG-aaaa"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::vector<std::pair<std::string, int64_t>> got;
+  for (const GpuFault& f : r->faults) got.emplace_back(f.uuid, f.xid);
+  EXPECT_EQ(got, (std::vector<std::pair<std::string, int64_t>>{{"MIG-bbbb", 94},
+                                                               {"GPU-mig-card", 48},
+                                                               {"MIG-aaaa", 48},
+                                                               {"MIG-bbbb", 48}}));
+}
+
+TEST(XidTest, KindsFollowNvidiasCatalogueAndAnUnknownXidIsNotTakenForABrokenCard) {
+  for (int64_t xid : {48, 64, 74, 79, 95, 119, 120}) {
+    EXPECT_EQ(ClassifyXid(xid), XidKind::kDevice) << xid;
+  }
+  EXPECT_EQ(ClassifyXid(94), XidKind::kTrial);
+  for (int64_t xid : {13, 31, 43, 45, 63, 12345}) {
+    EXPECT_EQ(ClassifyXid(xid), XidKind::kApplication) << xid;
+  }
+  EXPECT_EQ(XidText(79), "Xid 79 (GPU has fallen off the bus)");
+  EXPECT_EQ(XidText(12345), "Xid 12345");
+}
+
 // ---- the monitor ------------------------------------------------------------
 
 // A "trial": a process of its own (a leader of its own process group).
@@ -294,26 +345,25 @@ TEST_F(GpuTest, MonitorSplitsEnergyBetweenTrialsSharingAGpuAndKeepsEachOnesPeak)
 }
 
 TEST_F(GpuTest, EnergyComesFromTheCardsCounterWhereItHasOneElseFromPowerOverTime) {
-  Json c = FakeCards(2);
-  c["gpus"][0]["energy_w"] = 300;  // the counter says 300 W, the power reading 100 W
+  Json c = FakeCards(2);  // both draw 100 W by their power reading
+  c["gpus"][0]["energy_j_per_read"] = 600;  // the counter: 600 J more at each sample
   c["gpus"][1]["energy_error"] = "NOT_SUPPORTED";
   nvml_.Write(c);
   auto probe = std::shared_ptr<GpuProbe>(NewNvmlProbe(FakeNvmlLibrary()));
-  GpuMonitor monitor(probe, {"GPU-fake-0", "GPU-fake-1"}, absl::Milliseconds(50));
-  ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
+  // Samples only when asked, timed by a clock that moves only when told.
+  FakeClock clock;
+  const absl::Time t0 = clock.Now();
+  GpuMonitor monitor(probe, {"GPU-fake-0", "GPU-fake-1"}, absl::Hours(1), &clock);
+  ASSERT_TRUE(monitor.WaitForSample(t0, t0 + absl::Hours(2)));
   ChildProcess a = Leader(), b = Leader();
   monitor.Begin("counter", a.pid(), {"GPU-fake-0"}, -1);
   monitor.Begin("power", b.pid(), {"GPU-fake-1"}, -1);
-  absl::Time start = absl::Now();
-  absl::SleepFor(absl::Milliseconds(600));
-  ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
-  double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
-  double counter = monitor.End("counter").energy_joules;
-  double power = monitor.End("power").energy_joules;
-  EXPECT_GT(power, 100 * 0.5 * elapsed);
-  EXPECT_LE(power, 100 * elapsed + 1e-6);
-  EXPECT_GT(counter, 2.5 * power) << "the counter's 300 W, not the reading's 100 W";
-  EXPECT_LE(counter, 300 * elapsed * 1.1);
+  clock.Advance(absl::Seconds(2));
+  // Whether the sample Begin asked for came at t0 or now, one counter step and two
+  // seconds of 100 W lie between the last sample at t0 and this one.
+  ASSERT_TRUE(monitor.WaitForSample(clock.Now(), clock.Now() + absl::Hours(2)));
+  EXPECT_DOUBLE_EQ(monitor.End("counter").energy_joules, 600) << "the counter, not 100 W";
+  EXPECT_DOUBLE_EQ(monitor.End("power").energy_joules, 200) << "100 W for 2 s";
   a.Stop(absl::Seconds(1));
   b.Stop(absl::Seconds(1));
 }
@@ -361,12 +411,36 @@ TEST_F(GpuTest, MonitorReportsAGpuLostMidRun) {
   GpuMonitor monitor(probe, {"GPU-fake-0"}, absl::Milliseconds(50));
   ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
   std::string why;
-  EXPECT_FALSE(monitor.Lost("GPU-fake-0", &why));
+  EXPECT_FALSE(monitor.Broken("GPU-fake-0", &why));
   nvml_.config()["gpus"][0]["lost"] = true;
   nvml_.Write();
   ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
-  EXPECT_TRUE(monitor.Lost("GPU-fake-0", &why));
-  EXPECT_EQ(why, "GPU is lost (NVML error 15)");
+  EXPECT_TRUE(monitor.Broken("GPU-fake-0", &why));
+  EXPECT_EQ(why, "is lost: GPU is lost (NVML error 15)");
+}
+
+TEST_F(GpuTest, ADeviceXidTakesTheDeviceOutForGoodAndOtherXidsAreOnlyRecorded) {
+  nvml_.Write(FakeCards(2));
+  auto probe = std::shared_ptr<GpuProbe>(NewNvmlProbe(FakeNvmlLibrary()));
+  GpuMonitor monitor(probe, {"GPU-fake-0", "GPU-fake-1"}, absl::Milliseconds(50));
+  ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
+  absl::Time before = absl::Now();
+  nvml_.config()["gpus"][0]["xids"] = Json::array({31});
+  nvml_.config()["gpus"][1]["xids"] = Json::array({79});
+  nvml_.Write();
+  ASSERT_TRUE(WaitFor([&] { return !monitor.XidsSince("GPU-fake-1", before).empty(); },
+                      absl::Seconds(10)));
+  ASSERT_TRUE(WaitFor([&] { return !monitor.XidsSince("GPU-fake-0", before).empty(); },
+                      absl::Seconds(10)));
+  std::string why;
+  EXPECT_FALSE(monitor.Broken("GPU-fake-0", &why)) << "Xid 31 is the program's own";
+  EXPECT_EQ(monitor.XidsSince("GPU-fake-0", before), std::vector<int64_t>{31});
+  ASSERT_TRUE(monitor.Broken("GPU-fake-1", &why));
+  EXPECT_EQ(why, "reported Xid 79 (GPU has fallen off the bus)");
+  // Later samples answer normally, yet the card stays out until it is reset.
+  ASSERT_TRUE(monitor.WaitForSample(absl::Now(), absl::Now() + absl::Seconds(10)));
+  EXPECT_TRUE(monitor.Broken("GPU-fake-1", &why));
+  EXPECT_TRUE(monitor.XidsSince("GPU-fake-1", absl::Now()).empty());
 }
 
 TEST_F(GpuTest, ADriverThatTakesSecondsPerCallDelaysNoCallerOfTheMonitor) {
@@ -388,7 +462,8 @@ TEST_F(GpuTest, ADriverThatTakesSecondsPerCallDelaysNoCallerOfTheMonitor) {
     monitor.Shared("GPU-fake-0", "t");
     monitor.Foreign("GPU-fake-0");
     std::string why;
-    monitor.Lost("GPU-fake-0", &why);
+    monitor.Broken("GPU-fake-0", &why);
+    monitor.XidsSince("GPU-fake-0", absl::InfinitePast());
     TrialGpuUse use = monitor.End("t");
     EXPECT_LT(absl::Now() - start, absl::Milliseconds(100));
     std::string held;

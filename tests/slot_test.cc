@@ -22,8 +22,11 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
+#include "worker/gpu.h"
+#include "worker/gpu_monitor.h"
 #include "worker/lifecycle.h"
 #include "worker/scheduler_link.h"
 
@@ -34,6 +37,7 @@ using ::sweep::testing::ReadFile;
 using ::sweep::testing::TempDir;
 using ::sweep::testing::WaitFor;
 using ::sweep::testing::WriteFile;
+using ::testing::HasSubstr;
 
 // A bound on every wait for an event, so that a broken slot fails the test instead
 // of hanging it. Events come in milliseconds.
@@ -202,9 +206,63 @@ class FakeSchedulerLink final : public SchedulerLink {
   std::vector<Call<v1::FinishTrialRequest>> finishes_ ABSL_GUARDED_BY(mu_);
 };
 
+// The GPU telemetry of one card, GPU-0, in memory: it answers at once (or, after
+// Hang(), not until Unhang()), with the Xids and the loss a test scripts.
+class FakeGpuProbe final : public GpuProbe {
+ public:
+  absl::StatusOr<GpuReading> Read(const std::vector<std::string>& uuids) override {
+    absl::MutexLock lock(&mu_);
+    ++waiting_;
+    auto free = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !hung_; };
+    mu_.Await(absl::Condition(&free));
+    --waiting_;
+    GpuReading r;
+    for (const std::string& uuid : uuids) {
+      GpuSample s;
+      s.uuid = uuid;
+      s.memory_total_mib = 16384;
+      if (lost_) {
+        s.error = "GPU is lost (NVML error 15)";
+        s.lost = true;
+      }
+      r.gpus.push_back(s);
+    }
+    r.faults = std::move(faults_);
+    faults_.clear();
+    return r;
+  }
+  // The next read reports Xid `xid` on GPU-0.
+  void Xid(int64_t xid) {
+    absl::MutexLock lock(&mu_);
+    faults_.push_back(GpuFault{.uuid = "GPU-0", .xid = xid});
+  }
+  void Hang() {
+    absl::MutexLock lock(&mu_);
+    hung_ = true;
+  }
+  void Unhang() {
+    absl::MutexLock lock(&mu_);
+    hung_ = false;
+  }
+  // Waits until a read is held by Hang().
+  bool AwaitHungRead() {
+    absl::MutexLock lock(&mu_);
+    auto in = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return waiting_ > 0; };
+    return mu_.AwaitWithTimeout(absl::Condition(&in), kEventTimeout);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<GpuFault> faults_ ABSL_GUARDED_BY(mu_);
+  bool lost_ ABSL_GUARDED_BY(mu_) = false;
+  bool hung_ ABSL_GUARDED_BY(mu_) = false;
+  int waiting_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class SlotTest : public ::testing::Test {
  protected:
   ~SlotTest() override {
+    probe_->Unhang();
     if (!thread_.joinable()) return;
     // Stop now, wake every wait: the slot gives back what it has and returns.
     life_.Advance();
@@ -223,6 +281,23 @@ class SlotTest : public ::testing::Test {
     world.clock = &clock_;
     world.life = &life_;
     slot_ = std::make_unique<Slot>(o, world, 0, std::nullopt);
+    thread_ = std::thread([this] { slot_->Run(); });
+  }
+  // Starts the slot of GPU-0 (GPU 0), with telemetry from probe_.
+  void StartGpu() {
+    SlotOptions o;
+    o.work_dir = dir_ / "runs";
+    o.poll_interval = absl::Milliseconds(5);
+    gpus_ = {Gpu{.index = 0, .uuid = "GPU-0", .name = "Fake GPU", .memory_mib = 16384}};
+    monitor_ = std::make_unique<GpuMonitor>(probe_, std::vector<std::string>{"GPU-0"},
+                                            o.gpu_sample_interval, &clock_);
+    SlotWorld world;
+    world.link = &link_;
+    world.clock = &clock_;
+    world.life = &life_;
+    world.monitor = monitor_.get();
+    world.node = &gpus_;
+    slot_ = std::make_unique<Slot>(o, world, 0, gpus_.front());
     thread_ = std::thread([this] { slot_->Run(); });
   }
 
@@ -253,6 +328,9 @@ class SlotTest : public ::testing::Test {
   FakeClock clock_;
   Lifecycle life_{&clock_};
   FakeSchedulerLink link_{&clock_};
+  std::shared_ptr<FakeGpuProbe> probe_ = std::make_shared<FakeGpuProbe>();
+  std::vector<Gpu> gpus_;
+  std::unique_ptr<GpuMonitor> monitor_;  // declared before slot_, so it outlives it
   std::unique_ptr<Slot> slot_;
   std::thread thread_;
 };
@@ -446,6 +524,85 @@ TEST_F(SlotTest, RegisteringBacksOffOnTheClockWhileTheSchedulerIsUnavailable) {
   EXPECT_EQ(regs[2].at, t0 + absl::Milliseconds(600));
   EXPECT_EQ(regs[2].answer, absl::StatusCode::kOk);
   EXPECT_FALSE(regs[2].request.has_gpu()) << "a CPU slot";
+}
+
+// ---- a GPU slot --------------------------------------------------------------
+
+TEST_F(SlotTest, AnXidThatFailsOneApplicationGivesItsFailedTrialBackAndTheSlotGoesOn) {
+  link_.QueueTrial(Trial("t-1", HoldAtGate() + "; exit 3"));
+  StartGpu();
+  ASSERT_TRUE(AwaitState(SlotState::kRunning));
+  // The frozen clock moves on, so that the trial's end comes after the samples
+  // taken so far (on a real clock it always does).
+  clock_.Advance(absl::Milliseconds(1));
+  probe_->Xid(94);  // a contained ECC error: the hardware's fault, not the program's
+  OpenGate();
+  ASSERT_TRUE(link_.AwaitCalls(Method::kFinish, 1));
+  v1::FinishTrialRequest fin = link_.finishes()[0].request;
+  EXPECT_EQ(fin.outcome(), v1::TRIAL_OUTCOME_RELEASED) << fin.message();
+  EXPECT_THAT(fin.message(), HasSubstr("GPU 0 (GPU-0) reported Xid 94 (contained ECC error); "
+                                       "the trial goes back to the queue without using a "
+                                       "retry"));
+  link_.QueueTrial(Trial("t-2", "exit 0"));
+  ASSERT_TRUE(link_.AwaitCalls(Method::kFinish, 2));
+  EXPECT_EQ(link_.finishes()[1].request.outcome(), v1::TRIAL_OUTCOME_COMPLETED);
+}
+
+TEST_F(SlotTest, AnXidOfTheProgramsOwnMakingIsNamedInItsFailure) {
+  link_.QueueTrial(Trial("t-1", HoldAtGate() + "; exit 1"));
+  StartGpu();
+  ASSERT_TRUE(AwaitState(SlotState::kRunning));
+  // The frozen clock moves on, so that the trial's end comes after the samples
+  // taken so far (on a real clock it always does).
+  clock_.Advance(absl::Milliseconds(1));
+  probe_->Xid(31);
+  OpenGate();
+  ASSERT_TRUE(link_.AwaitCalls(Method::kFinish, 1));
+  v1::FinishTrialRequest fin = link_.finishes()[0].request;
+  EXPECT_EQ(fin.outcome(), v1::TRIAL_OUTCOME_FAILED);
+  EXPECT_THAT(fin.message(),
+              HasSubstr("; the driver reported Xid 31 (GPU memory page fault) on GPU 0"));
+}
+
+TEST_F(SlotTest, ADeviceXidStopsTheRunningTrialGivesItBackAndTheSlotTakesNoMore) {
+  link_.QueueTrial(Trial("t-1", "exec sleep 1000"));
+  StartGpu();
+  ASSERT_TRUE(AwaitState(SlotState::kRunning));
+  probe_->Xid(79);
+  monitor_->RequestSample();
+  ASSERT_TRUE(link_.AwaitCalls(Method::kFinish, 1));
+  v1::FinishTrialRequest fin = link_.finishes()[0].request;
+  EXPECT_EQ(fin.outcome(), v1::TRIAL_OUTCOME_RELEASED);
+  EXPECT_EQ(fin.signal(), SIGTERM);
+  EXPECT_THAT(fin.message(), HasSubstr("GPU 0 (GPU-0) reported Xid 79 (GPU has fallen off "
+                                       "the bus)"));
+  ASSERT_TRUE(AwaitState(SlotState::kLost));
+  // It tells the scheduler at once that it drains, and why.
+  ASSERT_TRUE(WaitFor([&] { return link_.heartbeats().back().request.draining(); },
+                      kEventTimeout));
+  v1::HeartbeatRequest last = link_.heartbeats().back().request;
+  EXPECT_THAT(last.message(), HasSubstr("reported Xid 79 (GPU has fallen off the bus); this "
+                                        "slot takes no more trials"));
+}
+
+TEST_F(SlotTest, ADriverThatHangsHoldsUpNoStartNoHeartbeatAndNoEnd) {
+  probe_->Hang();
+  link_.QueueTrial(Trial("t-1", HoldAtGate()));
+  StartGpu();
+  ASSERT_TRUE(probe_->AwaitHungRead());
+  ASSERT_TRUE(AwaitState(SlotState::kRunning)) << "the trial starts";
+  ASSERT_TRUE(link_.AwaitCalls(Method::kHeartbeat, 1));
+  clock_.Advance(kHeartbeatInterval);
+  ASSERT_TRUE(link_.AwaitCalls(Method::kHeartbeat, 2));
+  clock_.Advance(kHeartbeatInterval);
+  ASSERT_TRUE(link_.AwaitCalls(Method::kHeartbeat, 3));
+  // Not a margin for a race: this is the case under test, a driver that has not
+  // answered for longer than a slot waits for it (kSlowDriver, 0.5 s).
+  absl::SleepFor(absl::Milliseconds(600));
+  OpenGate();
+  ASSERT_TRUE(link_.AwaitCalls(Method::kFinish, 1)) << "the end is reported, clock unmoved";
+  EXPECT_EQ(link_.finishes()[0].request.outcome(), v1::TRIAL_OUTCOME_COMPLETED);
+  EXPECT_TRUE(probe_->AwaitHungRead()) << "the driver still has not answered";
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <functional>
 #include <set>
 
 #include "gmock/gmock.h"
@@ -237,7 +238,12 @@ TEST(WorkerTest, SlotsOfALostGpuTakeNoMoreTrialsAndSaySo) {
   }
 }
 
-TEST(WorkerTest, ATrialWhoseGpuIsLostGoesBackToTheQueueWithoutUsingARetry) {
+// Two trials hold at a gate, one on each of two fake GPUs; `fail` breaks GPU 1
+// under its trial. That trial must go back to the queue with a message containing
+// `why`, without using a retry (max_retries 0), and run again on GPU 0, while GPU
+// 1's slot says `why` too.
+void ExpectTrialOfABrokenGpuRequeued(const std::function<void(FakeNvml&)>& fail,
+                                     const std::string& why) {
   Cluster c;
   c.StartScheduler();
   FakeNvml nvml(c.dir() / "nvml.json");
@@ -246,17 +252,15 @@ TEST(WorkerTest, ATrialWhoseGpuIsLostGoesBackToTheQueueWithoutUsingARetry) {
   std::string sweep = c.Submit(
       Spec("resources: {gpus_per_trial: 1}\nmax_retries: 0\n", 0, "[1, 2]", gate));
   Db db(c.db());
-  // Both trials hold at the gate, one on each GPU.
   ASSERT_TRUE(WaitFor([&] { return CountTrials(db, sweep, "running") == 2; },
                       absl::Seconds(60)))
       << c.Logs();
   std::string doomed = db.Value("SELECT id FROM trials WHERE gpu = 1");
-  nvml.config()["gpus"][1]["lost"] = true;
-  nvml.Write();
+  fail(nvml);
   ASSERT_TRUE(WaitFor(
       [&] {
         return db.Value("SELECT COUNT(*) FROM events WHERE kind = 'trial_requeued' AND "
-                        "trial_id = '" + doomed + "' AND message LIKE '%is lost%'") == "1";
+                        "trial_id = '" + doomed + "' AND message LIKE '%" + why + "%'") == "1";
       },
       absl::Seconds(60)))
       << c.Logs();
@@ -268,7 +272,26 @@ TEST(WorkerTest, ATrialWhoseGpuIsLostGoesBackToTheQueueWithoutUsingARetry) {
   EXPECT_EQ(t[0], (std::vector<std::string>{"completed", "1", "0"}));
   EXPECT_EQ(CountTrials(db, sweep, "completed"), 2);
   EXPECT_THAT(db.Value("SELECT message FROM workers WHERE gpu_uuid = 'GPU-fake-1'"),
-              HasSubstr("is lost"));
+              HasSubstr(why));
+}
+
+TEST(WorkerTest, ATrialWhoseGpuIsLostGoesBackToTheQueueWithoutUsingARetry) {
+  ExpectTrialOfABrokenGpuRequeued(
+      [](FakeNvml& nvml) {
+        nvml.config()["gpus"][1]["lost"] = true;
+        nvml.Write();
+      },
+      "GPU 1 (GPU-fake-1) is lost");
+}
+
+TEST(WorkerTest, ATrialOnAGpuThatFellOffTheBusByXidGoesBackAndTheSlotStops) {
+  // Xid 79 while the card still answers every query: only the event says it.
+  ExpectTrialOfABrokenGpuRequeued(
+      [](FakeNvml& nvml) {
+        nvml.config()["gpus"][1]["xids"] = nlohmann::json::array({79});
+        nvml.Write();
+      },
+      "GPU 1 (GPU-fake-1) reported Xid 79 (GPU has fallen off the bus)");
 }
 
 }  // namespace

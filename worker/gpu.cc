@@ -142,12 +142,21 @@ class NvmlDiscovery final : public GpuDiscovery {
 class NvmlProbe final : public GpuProbe {
  public:
   explicit NvmlProbe(std::string library) : library_(std::move(library)) {}
+  ~NvmlProbe() override {
+    absl::MutexLock lock(&mu_);
+    if (events_ != nullptr && nvml_ != nullptr) nvml_->EventSetFree(events_);
+  }
 
   absl::StatusOr<GpuReading> Read(const std::vector<std::string>& uuids) override {
     absl::StatusOr<std::shared_ptr<const Nvml>> n = Nvml::Open(library_);
     if (!n.ok()) return absl::UnavailableError(n.status().message());
     const Nvml& nvml = **n;
     absl::MutexLock lock(&mu_);  // one round at a time: handles_ is shared
+    nvml_ = *n;
+    if (!listening_) {
+      Refresh(nvml);
+      listening_ = true;
+    }
     GpuReading out;
     for (const std::string& uuid : uuids) {
       auto it = handles_.find(uuid);
@@ -164,14 +173,84 @@ class NvmlProbe final : public GpuProbe {
       }
       out.gpus.push_back(std::move(s));
     }
+    CollectFaults(nvml, &out.faults);
     return out;
   }
 
  private:
+  // A card as the Xid events name it.
+  struct Card {
+    std::string uuid;
+    std::map<unsigned int, std::string> migs;  // GPU instance id -> MIG device UUID
+  };
+
+  // Learns the node's devices again and listens for Xid errors of every card not
+  // yet listened to.
   void Refresh(const Nvml& nvml) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     absl::StatusOr<std::vector<Device>> devices = Enumerate(nvml);
     if (!devices.ok()) return;
-    for (const Device& d : *devices) handles_[d.gpu.uuid] = d.handle;
+    std::map<std::string, nvmlDevice_t> card_of;  // card UUID -> handle
+    for (const Device& d : *devices) {
+      handles_[d.gpu.uuid] = d.handle;
+      if (!d.gpu.is_mig_device()) {
+        card_of[d.gpu.uuid] = d.handle;
+        cards_[d.handle].uuid = d.gpu.uuid;
+        cards_[d.handle].migs.clear();
+      }
+    }
+    for (const Device& d : *devices) {
+      unsigned int gi = 0;
+      if (d.gpu.is_mig_device() && card_of.count(d.gpu.parent_uuid) &&
+          nvml.DeviceGetGpuInstanceId(d.handle, &gi) == NVML_SUCCESS) {
+        cards_[card_of[d.gpu.parent_uuid]].migs[gi] = d.gpu.uuid;
+      }
+    }
+    if (events_ == nullptr) {
+      if (nvmlReturn_t r = nvml.EventSetCreate(&events_); r != NVML_SUCCESS) {
+        events_ = nullptr;
+        if (!events_warned_) {
+          spdlog::warn("NVML cannot report Xid errors here ({}); a failing GPU is found "
+                       "only when it stops answering", nvml.Error(r));
+          events_warned_ = true;
+        }
+        return;
+      }
+    }
+    for (auto& [handle, card] : cards_) {
+      if (registered_.count(handle)) continue;
+      nvmlReturn_t r =
+          nvml.DeviceRegisterEvents(handle, nvmlEventTypeXidCriticalError, events_);
+      if (r != NVML_SUCCESS) {
+        spdlog::warn("NVML cannot report Xid errors of {} ({}); a failure is found only "
+                     "when it stops answering", card.uuid, nvml.Error(r));
+      }
+      registered_.insert(handle);  // tried once; a card that cannot will not later
+    }
+  }
+
+  // Takes every Xid event waiting in the set, without waiting for more.
+  void CollectFaults(const Nvml& nvml, std::vector<GpuFault>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (events_ == nullptr) return;
+    // Bounded: a driver that reports without end cannot hold the sampler here.
+    for (int i = 0; i < 256; ++i) {
+      nvmlEventData_t e{};
+      if (nvml.EventSetWait(events_, &e, 0) != NVML_SUCCESS) return;
+      if ((e.eventType & nvmlEventTypeXidCriticalError) == 0) continue;
+      auto it = cards_.find(e.device);
+      if (it == cards_.end()) continue;
+      const Card& card = it->second;
+      auto mig = card.migs.find(e.gpuInstanceId);
+      if (mig != card.migs.end()) {
+        out->push_back(GpuFault{.uuid = mig->second, .xid = static_cast<int64_t>(e.eventData)});
+        continue;
+      }
+      // The whole card: the card itself and, in MIG mode, each of its MIG devices.
+      out->push_back(GpuFault{.uuid = card.uuid, .xid = static_cast<int64_t>(e.eventData)});
+      for (const auto& [gi, uuid] : card.migs) {
+        out->push_back(GpuFault{.uuid = uuid, .xid = static_cast<int64_t>(e.eventData)});
+      }
+    }
   }
 
   // One device into `s`; its processes appended to `procs`.
@@ -234,7 +313,13 @@ class NvmlProbe final : public GpuProbe {
 
   const std::string library_;
   absl::Mutex mu_;
-  std::map<std::string, nvmlDevice_t> handles_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const Nvml> nvml_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, nvmlDevice_t> handles_ ABSL_GUARDED_BY(mu_);  // by UUID
+  std::map<nvmlDevice_t, Card> cards_ ABSL_GUARDED_BY(mu_);
+  bool listening_ ABSL_GUARDED_BY(mu_) = false;  // the first Refresh ran
+  nvmlEventSet_t events_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::set<nvmlDevice_t> registered_ ABSL_GUARDED_BY(mu_);
+  bool events_warned_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 std::string Indexes(const std::vector<Gpu>& all) {
@@ -252,6 +337,59 @@ std::string Gpu::CudaName() const { return is_mig_device() ? uuid : absl::StrCat
 std::string Gpu::Label() const {
   return is_mig_device() ? absl::StrCat("MIG device ", uuid, " (GPU ", index, ")")
                          : absl::StrCat("GPU ", index);
+}
+
+namespace {
+
+// What sweep knows of the Xids that NVML reports as critical, from NVIDIA's Xid
+// catalogue (docs.nvidia.com/deploy/xid-errors), in our words.
+struct XidInfo {
+  int64_t xid;
+  XidKind kind;
+  const char* what;
+};
+constexpr XidInfo kXids[] = {
+    {13, XidKind::kApplication, "graphics engine exception"},
+    {31, XidKind::kApplication, "GPU memory page fault"},
+    {32, XidKind::kApplication, "invalid or corrupted push buffer stream"},
+    {43, XidKind::kApplication, "GPU stopped processing"},
+    {45, XidKind::kApplication, "preemptive cleanup after an earlier error"},
+    {48, XidKind::kDevice, "double-bit ECC error"},
+    {61, XidKind::kDevice, "internal micro-controller breakpoint"},
+    {62, XidKind::kDevice, "internal micro-controller halt"},
+    {63, XidKind::kApplication, "ECC page retirement or row remapping recorded"},
+    {64, XidKind::kDevice, "ECC page retirement or row remapping failed"},
+    {68, XidKind::kApplication, "video processor exception"},
+    {69, XidKind::kApplication, "graphics engine class error"},
+    {74, XidKind::kDevice, "NVLink error"},
+    {79, XidKind::kDevice, "GPU has fallen off the bus"},
+    {92, XidKind::kApplication, "high single-bit ECC error rate"},
+    {94, XidKind::kTrial, "contained ECC error"},
+    {95, XidKind::kDevice, "uncontained ECC error"},
+    {119, XidKind::kDevice, "GSP RPC timeout"},
+    {120, XidKind::kDevice, "GSP error"},
+    {140, XidKind::kDevice, "unrecovered ECC error"},
+};
+
+const XidInfo* FindXid(int64_t xid) {
+  for (const XidInfo& x : kXids) {
+    if (x.xid == xid) return &x;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+XidKind ClassifyXid(int64_t xid) {
+  const XidInfo* x = FindXid(xid);
+  // An Xid we do not know is not taken for a broken card: draining a slot costs a
+  // GPU, and the trial's own exit status still says whether it failed.
+  return x != nullptr ? x->kind : XidKind::kApplication;
+}
+
+std::string XidText(int64_t xid) {
+  const XidInfo* x = FindXid(xid);
+  return x != nullptr ? absl::StrCat("Xid ", xid, " (", x->what, ")") : absl::StrCat("Xid ", xid);
 }
 
 std::unique_ptr<GpuDiscovery> NewNvmlDiscovery(const std::string& library) {

@@ -96,16 +96,48 @@ struct GpuProcess {
   int64_t used_mib = 0;        // 0 when the driver does not say
 };
 
+// An Xid error the driver reported for a device (NVML's critical-Xid event; the
+// kernel log says "NVRM: Xid (PCI:...): 79, ...").
+struct GpuFault {
+  std::string uuid;  // the device it hit: a card, or one MIG device of a card
+  int64_t xid = 0;
+};
+
+// What an Xid means for the device and its trials. NVIDIA's Xid catalogue sorts
+// them by cause; sweep acts on three kinds:
+enum class XidKind {
+  // The card is broken until a reset (an uncorrectable ECC error, fallen off the
+  // bus, NVLink or GSP firmware failure): its slots take no more trials, and the
+  // trials running there go back to the queue without using a retry.
+  kDevice,
+  // The hardware failed one application and contained it (a contained ECC
+  // error): the trial that failed with it goes back to the queue without using a
+  // retry; the device goes on.
+  kTrial,
+  // The program's own doing (an illegal address, a page fault, a kernel that
+  // stopped), or an Xid sweep does not know: the trial's failure is its own; the
+  // Xid is named in its message.
+  kApplication,
+};
+XidKind ClassifyXid(int64_t xid);
+// "Xid 79 (GPU has fallen off the bus)".
+std::string XidText(int64_t xid);
+
 // One sampling round.
 struct GpuReading {
   std::vector<GpuSample> gpus;          // one per UUID asked for, in that order
   std::vector<GpuProcess> processes;    // on those devices
+  // Xid errors reported since the previous round, for any device of the node (an
+  // Xid on a card in MIG mode that names no GPU instance hits each of its MIG
+  // devices).
+  std::vector<GpuFault> faults;
 };
 
 class GpuProbe {
  public:
   virtual ~GpuProbe() = default;
-  // Reads the devices with these UUIDs, now. A device that cannot be read (lost,
+  // Reads the devices with these UUIDs, now, and collects the Xid errors reported
+  // since the last call (without waiting for any). A device that cannot be read (lost,
   // unknown UUID, an error) has its error in its sample; a figure the device does
   // not support (power on some cards, energy before Volta) is none, not an error.
   // Unavailable only when NVML itself cannot be used (not loaded, not started).

@@ -1,6 +1,7 @@
 #include "worker/gpu_monitor.h"
 
 #include <algorithm>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -79,6 +80,8 @@ struct GpuMonitor::State {
 
   void Loop();
   void Fold(const GpuReading& reading, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void Note(const std::vector<GpuFault>& reported, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   bool Uses(const Active& a, const std::string& uuid) const {
     return std::find(a.uuids.begin(), a.uuids.end(), uuid) != a.uuids.end();
   }
@@ -100,6 +103,14 @@ struct GpuMonitor::State {
   std::map<std::string, Previous> previous ABSL_GUARDED_BY(mu);  // by device UUID
   std::map<std::string, GpuSample> last_samples ABSL_GUARDED_BY(mu);  // by device UUID
   std::vector<GpuProcess> last_procs ABSL_GUARDED_BY(mu);
+  // Xids by device, with the start of the sample that brought them.
+  struct Fault {
+    std::string uuid;
+    int64_t xid;
+    absl::Time time;
+  };
+  std::deque<Fault> faults ABSL_GUARDED_BY(mu);
+  std::map<std::string, std::string> broken ABSL_GUARDED_BY(mu);  // UUID -> the Xid
   bool warned ABSL_GUARDED_BY(mu) = false;
 };
 
@@ -140,6 +151,7 @@ void GpuMonitor::State::Loop() {
       continue;
     }
     Fold(*reading, start);
+    Note(reading->faults, start);
     for (const GpuSample& g : reading->gpus) last_samples[g.uuid] = g;
     last_procs = std::move(reading->processes);
     last_start = start;
@@ -196,6 +208,27 @@ void GpuMonitor::State::Fold(const GpuReading& reading, absl::Time now) {
       if (!listed && a.baseline_mib >= 0 && g.memory_used_mib > a.baseline_mib + 64) {
         a.use.attributable = false;
       }
+    }
+  }
+}
+
+// Keeps the Xids; one of XidKind::kDevice takes its device out of use for good.
+// The driver reports an Xid to every process listening on the node, so each worker
+// process logs only those of devices it uses.
+void GpuMonitor::State::Note(const std::vector<GpuFault>& reported, absl::Time now) {
+  for (const GpuFault& f : reported) {
+    faults.push_back(Fault{f.uuid, f.xid, now});
+    if (faults.size() > 256) faults.pop_front();
+    bool ours = std::find(watch.begin(), watch.end(), f.uuid) != watch.end();
+    for (const auto& [id, a] : active) ours |= Uses(a, f.uuid);
+    XidKind kind = ClassifyXid(f.xid);
+    if (kind == XidKind::kDevice) broken.emplace(f.uuid, XidText(f.xid));
+    if (!ours) continue;
+    if (kind == XidKind::kDevice) {
+      spdlog::error("the driver reported {} for {}; it takes no more trials until it is reset",
+                    XidText(f.xid), f.uuid);
+    } else {
+      spdlog::warn("the driver reported {} for {}", XidText(f.xid), f.uuid);
     }
   }
 }
@@ -349,12 +382,25 @@ bool GpuMonitor::Shared(const std::string& uuid, const std::string& except_trial
   return false;
 }
 
-bool GpuMonitor::Lost(const std::string& uuid, std::string* why) {
+bool GpuMonitor::Broken(const std::string& uuid, std::string* why) {
   absl::MutexLock lock(&state_->mu);
+  if (auto it = state_->broken.find(uuid); it != state_->broken.end()) {
+    *why = absl::StrCat("reported ", it->second);
+    return true;
+  }
   auto it = state_->last_samples.find(uuid);
   if (it == state_->last_samples.end() || !it->second.lost) return false;
-  *why = it->second.error;
+  *why = absl::StrCat("is lost: ", it->second.error);
   return true;
+}
+
+std::vector<int64_t> GpuMonitor::XidsSince(const std::string& uuid, absl::Time since) {
+  absl::MutexLock lock(&state_->mu);
+  std::vector<int64_t> out;
+  for (const State::Fault& f : state_->faults) {
+    if (f.uuid == uuid && f.time >= since) out.push_back(f.xid);
+  }
+  return out;
 }
 
 }  // namespace sweep

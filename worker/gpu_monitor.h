@@ -9,7 +9,9 @@
 // of its devices, the most memory they held at once, its share of the energy (the
 // driver's energy counter where the card has one, else power times time; split
 // evenly between the trials of this process on the same device, for the time each
-// ran) and the mean utilization. Slots read the newest sample; where they must see
+// ran) and the mean utilization. It also keeps the Xid errors each reading brings
+// (GpuReading::faults): one that breaks a card marks it broken for good. Slots read
+// the newest sample; where they must see
 // the GPU as it is after an event (a trial's end) they wait for a sample that
 // began after it, bounded by a deadline they choose. A probe call that takes
 // seconds, or hangs, delays only the sampler.
@@ -106,9 +108,15 @@ class GpuMonitor {
   std::vector<std::string> Foreign(const std::string& uuid);
   // Whether another trial of this worker runs on device `uuid` now.
   bool Shared(const std::string& uuid, const std::string& except_trial);
-  // Whether the newest sample found device `uuid` lost (NVML_ERROR_GPU_IS_LOST);
-  // then `*why` is NVML's error.
-  bool Lost(const std::string& uuid, std::string* why);
+  // Whether device `uuid` is out of use for good, and why (`*why`, to follow the
+  // device's name): "is lost: <NVML's error>" while the newest sample found it
+  // lost (NVML_ERROR_GPU_IS_LOST), "reported Xid 79 (GPU has fallen off the bus)"
+  // once the driver reported an Xid of XidKind::kDevice for it (that one stays:
+  // the card needs a reset).
+  bool Broken(const std::string& uuid, std::string* why);
+  // The Xids the driver reported for device `uuid` in samples that began at or
+  // after `since`, oldest first (the newest 256 of the node are kept).
+  std::vector<int64_t> XidsSince(const std::string& uuid, absl::Time since);
 
  private:
   struct State;

@@ -416,6 +416,7 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
   }
   Enter(SlotState::kRunning);
 
+  const absl::Time began = clock_->Now();
   if (monitor_) monitor_->Begin(a.trial_id(), child->pid(), uuids, baseline_mib);
   // The no-silent-CPU check judges the first sample that began after this time
   // (asked for then, not waited for).
@@ -436,9 +437,10 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
     PromoteBacklog(a);
     SendPending(a, &stale, &stop);
     if (exit) break;
-    // A GPU that fell off the bus takes the trial with it: stop it and give it
-    // back, so that it runs again elsewhere without using one of its retries.
-    if (monitor_ && gpu_lost.empty()) gpu_lost = LostDevice(gpus);
+    // A GPU that fell off the bus (or failed with a device Xid) takes the trial with
+    // it: stop it and give it back, so that it runs again elsewhere without using one
+    // of its retries.
+    if (monitor_ && gpu_lost.empty()) gpu_lost = BrokenDevice(gpus);
     if (!gpu_lost.empty()) {
       exit = child->Stop(o_.kill_grace);
       break;
@@ -492,19 +494,19 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
     spdlog::warn("{}: trial {} wrote {} malformed metric lines; last: {}", name_,
                  a.trial_id(), reader.bad_lines(), reader.last_error());
   }
-  // A trial that crashed on its own because its GPU was lost (CUDA errors) goes
-  // back to the queue too, once the sampler has seen the loss.
+  // A trial that crashed on its own because its GPU was lost, or because an Xid
+  // that is not its fault hit it (CUDA errors), goes back to the queue too, once
+  // the sampler has seen the loss or the Xid.
+  std::string xid_note;  // other Xids while it ran, for its message
   if (monitor_ && gpu_lost.empty() && !exit->ok()) {
-    monitor_->RequestSample();
-    absl::Time wait_until = clock_->Now() + heartbeat_interval_;
-    while (gpu_lost.empty() && monitor_->LastSampleTime() < exited_at &&
-           clock_->Now() < wait_until && life_->phase() != kStopNow) {
-      clock_->SleepFor(o_.poll_interval);
-    }
-    gpu_lost = LostDevice(gpus);
+    monitor_->WaitForSample(exited_at, clock_->Now() + heartbeat_interval_);
+    gpu_lost = BrokenDevice(gpus);
+    if (gpu_lost.empty()) gpu_lost = TrialXid(gpus, began);
+    xid_note = OtherXids(gpus, began);
   }
   // The next trial of this GPU starts only once this one's memory is released (a
-  // lost GPU releases nothing: the slot takes no more trials).
+  // broken GPU releases nothing: the slot takes no more trials; after a trial Xid
+  // the driver has already torn the trial's context down).
   if (monitor_ && gpu_lost.empty()) {
     AwaitRelease(a, gpus.front(), use, baseline_mib, was_alone, exited_at, !stale);
   }
@@ -520,7 +522,7 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
   // may land a moment after the trial's.
   bool stop_signal = exit->signal == SIGTERM || exit->signal == SIGINT ||
                      exit->signal == SIGHUP || exit->signal == SIGKILL;
-  if (!stop && !released && !gpu_stopped && stop_signal &&
+  if (!stop && !released && !gpu_stopped && gpu_lost.empty() && stop_signal &&
       (life_->phase() != kRunning || life_->Sleep(absl::Seconds(1)) != kRunning)) {
     released = true;
   }
@@ -553,6 +555,7 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
                                    " MiB seen on ", Names(gpus), " of ", gpu_->memory_mib,
                                    " MiB): ", exit->ToString()));
     }
+    fin.set_message(fin.message() + xid_note);
   }
   if (monitor_) *fin.mutable_usage() = ToProto(use, gpu_flagged_);
   spdlog::info("{}: trial {} ended: {}", name_, a.trial_id(),
@@ -627,28 +630,54 @@ std::string Slot::Names(const std::vector<Gpu>& gpus) {
   return absl::StrCat("GPU ", absl::StrJoin(indexes, ","));
 }
 
-// "GPU 1 (GPU-...) is lost: <NVML's error>" for the first of `gpus` that the
-// sampler found lost, or "".
-std::string Slot::LostDevice(const std::vector<Gpu>& gpus) {
+// "GPU 1 (GPU-...) is lost: <NVML's error>" or "GPU 1 (GPU-...) reported Xid 79
+// (...)" for the first of `gpus` that is out of use for good, or "".
+std::string Slot::BrokenDevice(const std::vector<Gpu>& gpus) {
   for (const Gpu& g : gpus) {
     std::string why;
-    if (monitor_->Lost(g.uuid, &why)) {
-      return absl::StrCat(g.Label(), " (", g.uuid, ") is lost: ", why);
+    if (monitor_->Broken(g.uuid, &why)) return absl::StrCat(g.Label(), " (", g.uuid, ") ", why);
+  }
+  return "";
+}
+
+// For a trial that failed on `gpus` after `began`: "GPU 0 (GPU-...) reported Xid 94
+// (contained ECC error)" when an Xid that fails one application through no fault of
+// its own (XidKind::kTrial) hit one of them; else "".
+std::string Slot::TrialXid(const std::vector<Gpu>& gpus, absl::Time began) {
+  for (const Gpu& g : gpus) {
+    for (int64_t xid : monitor_->XidsSince(g.uuid, began)) {
+      if (ClassifyXid(xid) == XidKind::kTrial) {
+        return absl::StrCat(g.Label(), " (", g.uuid, ") reported ", XidText(xid));
+      }
     }
   }
   return "";
 }
 
-// Whether the slot's GPU is lost (the sampler found NVML_ERROR_GPU_IS_LOST). Then
-// the slot takes no more trials: it tells the scheduler it drains, with the
-// reason as its message, and idles until the worker stops.
+// The other Xids of `gpus` since `began`, for a failed trial's message:
+// "; the driver reported Xid 31 (GPU memory page fault) on GPU 0", or "".
+std::string Slot::OtherXids(const std::vector<Gpu>& gpus, absl::Time began) {
+  std::vector<std::string> seen;
+  for (const Gpu& g : gpus) {
+    for (int64_t xid : monitor_->XidsSince(g.uuid, began)) {
+      std::string one = absl::StrCat(XidText(xid), " on ", g.Label());
+      if (std::find(seen.begin(), seen.end(), one) == seen.end()) seen.push_back(one);
+    }
+  }
+  if (seen.empty()) return "";
+  return absl::StrCat("; the driver reported ", absl::StrJoin(seen, ", "));
+}
+
+// Whether the slot's GPU is out of use for good (lost, or a device Xid). Then the
+// slot takes no more trials: it tells the scheduler it drains, with the reason as
+// its message, and idles until the worker stops.
 bool Slot::GpuLost() {
-  std::string why;
-  if (!monitor_ || !monitor_->Lost(gpu_->uuid, &why)) return false;
+  if (!monitor_) return false;
+  std::string why = BrokenDevice({*gpu_});
+  if (why.empty()) return false;
   Enter(SlotState::kLost);
   if (!lost_reported_) {
-    message_ = absl::StrCat(gpu_->Label(), " (", gpu_->uuid, ") is lost: ", why,
-                            "; this slot takes no more trials (check the node: "
+    message_ = absl::StrCat(why, "; this slot takes no more trials (check the node: "
                             "nvidia-smi, dmesg)");
     spdlog::error("{}: {}", name_, message_);
     lost_reported_ = true;

@@ -21,7 +21,8 @@
 //                                  reply brings the next trial └──► kRunning
 //
 //   kLeasing ──trial cannot start (devices, memory estimate, spawn)──► kFinishing
-//   kRegistering, kLeasing, kFinishing ──the slot's GPU is lost──► kLost (heartbeats
+//   kRegistering, kLeasing, kFinishing ──the slot's GPU is lost or hit by a device
+//       Xid──► kLost (heartbeats
 //       `draining` with the reason, takes no trial)
 //   kFinishing, kLost ──the scheduler forgot the slot (reregister)──► kRegistering
 //   kRegistering, kLeasing, kFinishing, kLost ──the worker drains or stops, no
@@ -41,9 +42,11 @@
 //    back (RELEASED); stop now: stopped at once and given back;
 //  - FinishTrial that fails with Unavailable is retried with the same request every
 //    retry_interval until report_give_up (or stop now);
-//  - a GPU of the trial found lost (GpuMonitor::Lost) stops it and gives it back
-//    (RELEASED, no retry used) with the reason; so does a trial that failed on its own
-//    once a sample after its exit shows the loss (waited for one heartbeat interval);
+//  - a GPU of the trial found lost or hit by a device Xid (GpuMonitor::Broken) stops
+//    it and gives it back (RELEASED, no retry used) with the reason; so does a trial
+//    that failed on its own once a sample after its exit shows the loss, or an Xid
+//    of XidKind::kTrial on its GPUs while it ran (waited for one heartbeat
+//    interval); other Xids while it ran are named in a failed trial's message;
 //  - after a GPU trial the slot waits (bounded) for a sample showing its memory
 //    released, except while the driver takes over kSlowDriver to answer.
 //
@@ -146,7 +149,9 @@ class Slot {
   bool Heartbeat(const v1::TrialAssignment& a);
   absl::StatusOr<std::vector<Gpu>> TrialDevices(const v1::TrialAssignment& a) const;
   static std::string Names(const std::vector<Gpu>& gpus);
-  std::string LostDevice(const std::vector<Gpu>& gpus);
+  std::string BrokenDevice(const std::vector<Gpu>& gpus);
+  std::string TrialXid(const std::vector<Gpu>& gpus, absl::Time began);
+  std::string OtherXids(const std::vector<Gpu>& gpus, absl::Time began);
   bool GpuLost();
   std::string MemoryDoesNotFit(const SpawnOptions& so, const std::filesystem::path& trial_dir,
                                const std::vector<Gpu>& gpus);

@@ -55,6 +55,11 @@ absl::StatusOr<std::shared_ptr<const Nvml>> Nvml::Open(const std::string& librar
   ok &= Bind(lib, "nvmlDeviceGetMaxMigDeviceCount", &n->DeviceGetMaxMigDeviceCount, &missing);
   ok &= Bind(lib, "nvmlDeviceGetMigDeviceHandleByIndex", &n->DeviceGetMigDeviceHandleByIndex,
              &missing);
+  ok &= Bind(lib, "nvmlDeviceGetGpuInstanceId", &n->DeviceGetGpuInstanceId, &missing);
+  ok &= Bind(lib, "nvmlEventSetCreate", &n->EventSetCreate, &missing);
+  ok &= Bind(lib, "nvmlDeviceRegisterEvents", &n->DeviceRegisterEvents, &missing);
+  ok &= Bind(lib, "nvmlEventSetWait_v2", &n->EventSetWait, &missing);
+  ok &= Bind(lib, "nvmlEventSetFree", &n->EventSetFree, &missing);
   Dl_info info{};
   n->path_ = n->Init != nullptr && dladdr(reinterpret_cast<void*>(n->Init), &info) != 0 &&
                      info.dli_fname != nullptr

@@ -55,6 +55,11 @@ class Nvml {
   decltype(&::nvmlDeviceGetMigMode) DeviceGetMigMode = nullptr;
   decltype(&::nvmlDeviceGetMaxMigDeviceCount) DeviceGetMaxMigDeviceCount = nullptr;
   decltype(&::nvmlDeviceGetMigDeviceHandleByIndex) DeviceGetMigDeviceHandleByIndex = nullptr;
+  decltype(&::nvmlDeviceGetGpuInstanceId) DeviceGetGpuInstanceId = nullptr;
+  decltype(&::nvmlEventSetCreate) EventSetCreate = nullptr;
+  decltype(&::nvmlDeviceRegisterEvents) DeviceRegisterEvents = nullptr;
+  decltype(&::nvmlEventSetWait_v2) EventSetWait = nullptr;
+  decltype(&::nvmlEventSetFree) EventSetFree = nullptr;
 
  private:
   Nvml() = default;

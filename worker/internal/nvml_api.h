@@ -69,6 +69,22 @@ typedef struct nvmlProcessInfo_st {
   unsigned int computeInstanceId;
 } nvmlProcessInfo_t;
 
+// An opaque set of devices' events (nvmlEventSetCreate).
+typedef struct nvmlEventSet_st* nvmlEventSet_t;
+
+// What nvmlEventSetWait_v2 fills in (nvml.h's nvmlEventData_t).
+typedef struct nvmlEventData_st {
+  nvmlDevice_t device;                // the card the event is about
+  unsigned long long eventType;       // one nvmlEventType* bit
+  unsigned long long eventData;       // for an Xid event: the Xid
+  unsigned int gpuInstanceId;         // MIG: the GPU instance; 0xFFFFFFFF: the whole card
+  unsigned int computeInstanceId;
+} nvmlEventData_t;
+
+// The driver reported an Xid error it counts as critical (the kernel log's "NVRM: Xid").
+#define nvmlEventTypeXidCriticalError 0x0000000000000008LL
+#define NVML_NO_GPU_INSTANCE 0xFFFFFFFFu
+
 #define NVML_VALUE_NOT_AVAILABLE (~0ULL)
 #define NVML_DEVICE_MIG_DISABLE 0x0
 #define NVML_DEVICE_MIG_ENABLE 0x1
@@ -98,6 +114,15 @@ nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int* currentMode
 nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int* count);
 nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index,
                                                  nvmlDevice_t* migDevice);
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned int* id);
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t* set);
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long eventTypes,
+                                      nvmlEventSet_t set);
+// Waits up to timeoutms for an event of the set (0: does not wait); NVML_ERROR_TIMEOUT
+// when there is none.
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t* data,
+                                 unsigned int timeoutms);
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set);
 
 }  // extern "C"
 
