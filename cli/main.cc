@@ -96,6 +96,19 @@ int main(int argc, char** argv) {
   worker->add_option("--gpu-release-timeout", gpu_release,
                      "seconds to wait after a trial for its GPU memory to be released")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  worker->add_option("--max-log-mib", wo.max_log_mib,
+                     "bound on each trial's stdout.log and stderr.log: beyond it the middle "
+                     "is cut, the first and last bytes kept")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  worker->add_option("--max-metric-points-per-second", wo.metrics.max_points_per_second,
+                     "metric points read per second of one trial; more are read later")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  worker->add_option("--max-metric-names", wo.metrics.max_names,
+                     "distinct metric names per trial; points of further names are dropped")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  worker->add_option("--max-metrics-backlog-mib", wo.max_metrics_backlog_mib,
+                     "unread metric lines a trial may leave waiting before it is stopped")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   worker->add_option("--log-level", log_level)->capture_default_str();
 
   // The read commands also read the database file itself.

@@ -423,10 +423,14 @@ TEST(HostileMetricsFileTest, StepsThatAreNoInt64MakeTheLineBadNotAWrongStep) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].step, 4);
   EXPECT_EQ(out[0].time, 7.0);
-  // Beyond a double: nlohmann-json refuses the line; it is counted as bad.
-  std::string error;
-  EXPECT_FALSE(MetricsReader::ParseLine(R"({"step": 1, "loss": 1e999})", 0, 1.0, &out, &error));
-  EXPECT_THAT(error, HasSubstr("not a JSON object"));
+  // Beyond a double: that value is dropped and said, the line is kept.
+  out.clear();
+  std::string error, dropped;
+  EXPECT_TRUE(MetricsReader::ParseLine(R"({"step": 1, "loss": 1e999, "acc": 0.5})", 0, 1.0,
+                                       &out, &error, &dropped));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].name, "acc");
+  EXPECT_THAT(dropped, HasSubstr("1e999"));
 }
 
 TEST(HostileMetricsFileTest, PythonNanIsDroppedWithoutRenamingKeysThatSpellIt) {

@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
+#include "worker/log_cap.h"
 
 extern char** environ;
 
@@ -289,7 +290,7 @@ std::vector<std::string> Slot::TrialEnv(const v1::TrialAssignment& a, const std:
 
 // Sends the pending batch; true once acknowledged. Sets *stale on a refused lease.
 bool Slot::SendPending(const v1::TrialAssignment& a, bool* stale, bool* stop) {
-  if (pending_.points_size() == 0) return true;
+  if (pending_.points_size() == 0 && pending_.notices_size() == 0) return true;
   absl::StatusOr<v1::ReportMetricsResponse> resp = link_->ReportMetrics(pending_);
   if (absl::IsFailedPrecondition(resp.status())) {
     spdlog::warn("{}: lease on {} is stale: {}", name_, a.trial_id(),
@@ -300,7 +301,17 @@ bool Slot::SendPending(const v1::TrialAssignment& a, bool* stale, bool* stop) {
   if (!resp.ok()) return false;  // retried with the same seq on the next poll
   if (resp->stop()) *stop = true;
   pending_.clear_points();
+  pending_.clear_notices();
   return true;
+}
+
+// Logs what the trial's user should know and queues it for the scheduler, which
+// keeps it as an event of the trial.
+void Slot::QueueNotices(const v1::TrialAssignment& a, const std::vector<std::string>& notes) {
+  for (const std::string& n : notes) {
+    spdlog::warn("{}: trial {}: {}", name_, a.trial_id(), n);
+    notices_.push_back(n);
+  }
 }
 
 void Slot::QueuePoints(const std::vector<MetricPointData>& points) {
@@ -318,11 +329,14 @@ void Slot::QueuePoints(const std::vector<MetricPointData>& points) {
 // even after a long outage of a chatty trial).
 void Slot::PromoteBacklog(const v1::TrialAssignment& a) {
   constexpr int kMaxBatch = 10000;
-  if (pending_.points_size() > 0 || backlog_.empty()) return;
+  if (pending_.points_size() > 0 || pending_.notices_size() > 0) return;
+  if (backlog_.empty() && notices_.empty()) return;
   pending_.set_worker_id(worker_id_);
   pending_.set_trial_id(a.trial_id());
   pending_.set_epoch(a.epoch());
   pending_.set_seq(++seq_);
+  for (std::string& n : notices_) pending_.add_notices(std::move(n));
+  notices_.clear();
   if (backlog_.size() <= kMaxBatch) {
     pending_.mutable_points()->Swap(&backlog_);
     return;
@@ -393,6 +407,7 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
   seq_ = 0;
   pending_.Clear();
   backlog_.Clear();
+  notices_.clear();
   gpu_flagged_ = false;
   bool was_alone = false;
   int64_t baseline_mib = -1;  // GPU memory in use before the trial
@@ -425,7 +440,25 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
                                 : absl::InfiniteFuture();
   bool gpu_check_asked = false;
 
-  MetricsReader reader((trial_dir / "metrics.jsonl").string());
+  MetricsReader reader((trial_dir / "metrics.jsonl").string(), o_.metrics);
+  LogCap caps[] = {LogCap(so.stdout_path, o_.max_log_bytes),
+                   LogCap(so.stderr_path, o_.max_log_bytes)};
+  // Reads what the trial wrote since the last call, keeps its logs within their
+  // bound, and queues what its user should know.
+  auto take_output = [&] {
+    QueuePoints(reader.ReadNew(ToUnixSecondsDouble(clock_->Now())));
+    std::vector<std::string> notes = reader.TakeNotices();
+    for (LogCap& cap : caps) {
+      if (cap.Poll()) {
+        notes.push_back(absl::StrCat(
+            fs::path(&cap == &caps[0] ? so.stdout_path : so.stderr_path).filename().string(),
+            " passed ", o_.max_log_bytes >> 20, " MiB: its middle is cut, its first and "
+            "last bytes kept (worker flag --max-log-mib)"));
+      }
+    }
+    QueueNotices(a, notes);
+  };
+  bool flooded = false;  // stopped: it wrote metrics faster than they can be taken
   absl::Time next_heartbeat = clock_->Now();
   absl::Time drain_deadline = absl::InfiniteFuture();
   bool stale = false, stop = false, released = false, gpu_stopped = false;
@@ -433,10 +466,15 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
   std::optional<ExitStatus> exit;
   while (true) {
     exit = child->Wait(o_.poll_interval);
-    QueuePoints(reader.ReadNew(ToUnixSecondsDouble(clock_->Now())));
+    take_output();
     PromoteBacklog(a);
     SendPending(a, &stale, &stop);
     if (exit) break;
+    if (!reader.flooded().empty()) {
+      flooded = true;
+      exit = child->Stop(o_.kill_grace);
+      break;
+    }
     // A GPU that fell off the bus (or failed with a device Xid) takes the trial with
     // it: stop it and give it back, so that it runs again elsewhere without using one
     // of its retries.
@@ -475,10 +513,14 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
   absl::Time exited_at = clock_->Now();
   TrialGpuUse use;
   if (monitor_) use = monitor_->End(a.trial_id());
-  // Report every line the trial wrote before it ended.
-  QueuePoints(reader.ReadNew(ToUnixSecondsDouble(clock_->Now())));
+  // Report every line the trial wrote before it ended (within the bounds: a
+  // flooded file is not read to its end).
+  take_output();
   absl::Time give_up = clock_->Now() + o_.report_give_up;
-  while (!stale && (pending_.points_size() > 0 || !backlog_.empty())) {
+  while (!stale && (pending_.points_size() > 0 || pending_.notices_size() > 0 ||
+                    !backlog_.empty() || !notices_.empty() ||
+                    (!reader.caught_up() && !flooded))) {
+    if (!reader.caught_up() && !flooded) take_output();
     PromoteBacklog(a);
     if (SendPending(a, &stale, &stop)) continue;
     if (stale || clock_->Now() > give_up || life_->phase() == kStopNow) {
@@ -537,6 +579,10 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
   } else if (released) {
     fin.set_outcome(v1::TRIAL_OUTCOME_RELEASED);
     fin.set_message("the worker was stopped before the trial ended");
+  } else if (flooded) {
+    fin.set_outcome(v1::TRIAL_OUTCOME_FAILED);
+    fin.set_failure_kind("metrics_flood");
+    fin.set_message(absl::StrCat("stopped: ", reader.flooded()));
   } else if (gpu_stopped) {
     fin.set_outcome(v1::TRIAL_OUTCOME_FAILED);
     fin.set_failure_kind("no_gpu_activity");

@@ -89,6 +89,10 @@ struct SlotOptions {
   // for this long.
   absl::Duration retry_interval = absl::Milliseconds(500);
   absl::Duration report_give_up = absl::Seconds(60);
+  // Bounds on what a trial writes (docs/security.md): each of stdout.log and
+  // stderr.log, and its metrics file.
+  int64_t max_log_bytes = int64_t{64} << 20;
+  MetricsLimits metrics;
 };
 
 // What a slot works with. Nothing is owned; everything outlives the slot.
@@ -144,6 +148,7 @@ class Slot {
                                     const std::filesystem::path& ckpt_dir) const;
   bool SendPending(const v1::TrialAssignment& a, bool* stale, bool* stop);
   void QueuePoints(const std::vector<MetricPointData>& points);
+  void QueueNotices(const v1::TrialAssignment& a, const std::vector<std::string>& notes);
   void PromoteBacklog(const v1::TrialAssignment& a);
   void HeartbeatIfDue(const v1::TrialAssignment& a, absl::Time* next_heartbeat, bool* stop);
   bool Heartbeat(const v1::TrialAssignment& a);
@@ -191,6 +196,8 @@ class Slot {
   int64_t seq_ = 0;
   v1::ReportMetricsRequest pending_;
   google::protobuf::RepeatedPtrField<v1::MetricPoint> backlog_;
+  std::vector<std::string> notices_;  // for the next batch
+
 };
 
 }  // namespace sweep

@@ -93,6 +93,11 @@ int Supervise(const WorkerOptions& o, const std::vector<Gpu>& gpus) {
                  absl::StrCat(absl::ToDoubleSeconds(o.gpu_sample_interval)),
                  "--gpu-release-timeout",
                  absl::StrCat(absl::ToDoubleSeconds(o.gpu_release_timeout)),
+                 "--max-log-mib", absl::StrCat(o.max_log_mib),
+                 "--max-metric-points-per-second",
+                 absl::StrCat(o.metrics.max_points_per_second),
+                 "--max-metric-names", absl::StrCat(o.metrics.max_names),
+                 "--max-metrics-backlog-mib", absl::StrCat(o.max_metrics_backlog_mib),
                  "--log-level", o.log_level};
       so.new_process_group = false;  // a terminal's Ctrl-C reaches them too
       absl::StatusOr<ChildProcess> c = ChildProcess::Spawn(so);
@@ -192,6 +197,9 @@ int RunWorker(const WorkerOptions& o, GpuDiscovery* discovery,
   so.poll_interval = o.poll_interval;
   so.gpu_sample_interval = o.gpu_sample_interval;
   so.gpu_release_timeout = o.gpu_release_timeout;
+  so.max_log_bytes = o.max_log_mib << 20;
+  so.metrics = o.metrics;
+  so.metrics.max_backlog_bytes = o.max_metrics_backlog_mib << 20;
   SlotWorld world;
   world.link = link.get();
   world.clock = clock;

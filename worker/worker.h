@@ -38,6 +38,7 @@
 
 #include "absl/time/time.h"
 #include "worker/gpu.h"
+#include "worker/metrics_reader.h"
 
 namespace sweep {
 
@@ -55,6 +56,9 @@ struct WorkerOptions {
   absl::Duration drain_timeout = absl::Seconds(60);
   absl::Duration kill_grace = absl::Seconds(10);
   absl::Duration poll_interval = absl::Milliseconds(100);  // metrics file, child exit
+  int64_t max_log_mib = 64;             // each of a trial's stdout.log and stderr.log
+  int64_t max_metrics_backlog_mib = 256;
+  MetricsLimits metrics;                // its max_backlog_bytes comes from the line above
   std::string log_level = "info";
 };
 

@@ -10,7 +10,9 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +23,36 @@ namespace sweep::fuzz {
 namespace {
 
 constexpr double kNow = 1700000000.25;
+
+// Bounds that never bite, for the checks that compare ways of reading.
+MetricsLimits Unbounded() {
+  MetricsLimits l;
+  l.max_bytes_per_read = int64_t{1} << 40;
+  l.max_lines_per_read = INT64_MAX;
+  l.max_points_per_second = 1e300;
+  l.max_names = INT64_MAX;
+  l.max_backlog_bytes = INT64_MAX;
+  return l;
+}
+
+// Reads until the reader is caught up (each call within its bounds).
+std::vector<MetricPointData> ReadAll(MetricsReader& r) {
+  std::vector<MetricPointData> out;
+  for (int i = 0; i < 1000000; ++i) {
+    std::vector<MetricPointData> got = r.ReadNew(kNow + i);
+    out.insert(out.end(), got.begin(), got.end());
+    if (r.caught_up()) break;
+  }
+  return out;
+}
+
+// Name and value of each point: what survives a file read again from its start
+// (a line without a step is numbered on from the lines before).
+std::vector<std::pair<std::string, double>> Values(const std::vector<MetricPointData>& points) {
+  std::vector<std::pair<std::string, double>> out;
+  for (const MetricPointData& p : points) out.emplace_back(p.name, p.value);
+  return out;
+}
 
 bool ValidUtf8(const std::string& s) {
   try {
@@ -74,6 +106,15 @@ class Scratch {
   bool ok() const { return fd_ >= 0; }
   const std::string& path() const { return path_; }
   bool Reset() { return ftruncate(fd_, 0) == 0; }
+  // Puts a new file with `bytes` at path() (renamed over the old one).
+  bool Replace(absl::string_view bytes) {
+    const std::string other = path_ + ".new";
+    const int fd = open(other.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return false;
+    close(fd_);
+    fd_ = fd;
+    return Append(bytes) && rename(other.c_str(), path_.c_str()) == 0;
+  }
   bool Append(absl::string_view bytes) {
     // O_APPEND is not set: write at the end by hand.
     const off_t end = lseek(fd_, 0, SEEK_END);
@@ -96,7 +137,7 @@ std::string CheckFile(absl::string_view data) {
   if (!scratch.ok()) return "cannot create a temporary file";
   // The whole file at once.
   if (!scratch.Reset() || !scratch.Append(data)) return "cannot write the temporary file";
-  MetricsReader whole(scratch.path());
+  MetricsReader whole(scratch.path(), Unbounded());
   const std::vector<MetricPointData> all = whole.ReadNew(kNow);
   if (std::string e = CheckPoints(all, "ReadNew"); !e.empty()) return e;
   if (!whole.ReadNew(kNow).empty()) return "a second ReadNew of an unchanged file found points";
@@ -119,7 +160,7 @@ std::string CheckFile(absl::string_view data) {
 
   // The same bytes appended in pieces whose sizes come from the data itself.
   if (!scratch.Reset()) return "cannot truncate the temporary file";
-  MetricsReader follow(scratch.path());
+  MetricsReader follow(scratch.path(), Unbounded());
   std::vector<MetricPointData> pieces;
   size_t at = 0;
   uint32_t h = 2166136261u;
@@ -142,6 +183,58 @@ std::string CheckFile(absl::string_view data) {
     return absl::StrCat("reading in pieces counted ", follow.lines_read(), " lines (",
                         follow.bad_lines(), " bad), whole ", whole.lines_read(), " (",
                         whole.bad_lines(), " bad)");
+  }
+
+  // Small bounds per read: the same points in the end, but only those of the first
+  // names within max_names.
+  MetricsLimits small;
+  small.max_bytes_per_read = 1 + static_cast<int64_t>(h % 700);
+  small.max_lines_per_read = 1 + static_cast<int64_t>(h % 7);
+  small.max_points_per_second = 1e300;
+  small.max_names = 5;
+  small.max_backlog_bytes = INT64_MAX;
+  MetricsReader bounded(scratch.path(), small);
+  std::vector<MetricPointData> admitted;
+  std::set<std::string> names;
+  for (const MetricPointData& p : all) {
+    if (names.count(p.name) || (names.size() < 5 && names.insert(p.name).second)) {
+      admitted.push_back(p);
+    }
+  }
+  const std::vector<MetricPointData> got = ReadAll(bounded);
+  if (Values(got) != Values(admitted)) {
+    return absl::StrCat("reading with small bounds gave ", got.size(), " points, expected ",
+                        admitted.size());
+  }
+
+  // Under the reader, the file is truncated and written again (shorter than what
+  // was read, so that it can be told from a file that grew), or replaced by a new
+  // file: everything read before, then the new content from its start, as a reader
+  // of that content alone sees it.
+  const size_t cut = data.size() / 2;
+  const absl::string_view second = data.substr(cut, cut > 0 ? cut - 1 : 0);
+  for (bool replace : {false, true}) {
+    const absl::string_view now = replace ? data : second;
+    if (!scratch.Reset() || !scratch.Append(now)) return "cannot write the temporary file";
+    MetricsReader alone(scratch.path(), Unbounded());
+    const std::vector<MetricPointData> fresh = ReadAll(alone);
+
+    if (!scratch.Reset() || !scratch.Append(data.substr(0, cut))) return "cannot write";
+    MetricsReader changing(scratch.path(), Unbounded());
+    std::vector<MetricPointData> seen = ReadAll(changing);
+    std::vector<MetricPointData> expected = seen;
+    expected.insert(expected.end(), fresh.begin(), fresh.end());
+    if (replace) {
+      if (!scratch.Replace(now)) return "cannot replace the temporary file";
+    } else if (!scratch.Reset() || !scratch.Append(now)) {
+      return "cannot write the temporary file";
+    }
+    const std::vector<MetricPointData> after = ReadAll(changing);
+    seen.insert(seen.end(), after.begin(), after.end());
+    if (cut > 0 && Values(seen) != Values(expected)) {
+      return absl::StrCat("after the file was ", replace ? "replaced" : "truncated", ": ",
+                          seen.size(), " points, expected ", expected.size());
+    }
   }
   return "";
 }
