@@ -237,7 +237,12 @@ std::string FormatTrials(const v1::ListTrialsResponse& r, int limit) {
     }
     rows.push_back(std::move(row));
   }
-  return FormatTable(rows);
+  std::string out = FormatTable(rows);
+  // What the worker did about a trial's output, under the table.
+  for (const v1::TrialSummary& t : r.trials()) {
+    for (const std::string& n : t.notices()) absl::StrAppend(&out, t.id(), ": ", n, "\n");
+  }
+  return out;
 }
 
 nlohmann::json FlattenParams(const nlohmann::json& params) {
@@ -315,6 +320,7 @@ nlohmann::json ToJson(const v1::TrialSummary& t) {
   j["exit_code"] = t.has_exit() && t.signal() == 0 ? nlohmann::json(t.exit_code()) : nullptr;
   j["signal"] = t.signal() != 0 ? nlohmann::json(t.signal()) : nullptr;
   if (t.has_metric_value()) j["sort_value"] = t.metric_value();
+  j["notices"] = std::vector<std::string>(t.notices().begin(), t.notices().end());
   j["gpus"] = std::vector<int>(t.gpus().begin(), t.gpus().end());
   j["gpu_flag"] = t.gpu_flag().empty() ? nlohmann::json(nullptr) : nlohmann::json(t.gpu_flag());
   j["failure_kind"] =

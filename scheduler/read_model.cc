@@ -127,9 +127,13 @@ absl::StatusOr<v1::ListTrialsResponse> SweepRecords::Trials(const std::string& s
     SWEEP_ASSIGN_OR_RETURN(values, store_->LastValues(sweep_id, metric));
   }
   SWEEP_ASSIGN_OR_RETURN(auto gpu_rows, store_->LoadTrialGpu(sweep_id));
+  SWEEP_ASSIGN_OR_RETURN(auto notices, store_->LoadNotices(sweep_id));
   for (const TrialRow& t : trials) {
     v1::TrialSummary* s = resp.add_trials();
     *s = ToSummary(t);
+    if (auto n = notices.find(t.id); n != notices.end()) {
+      for (const std::string& text : n->second) s->add_notices(text);
+    }
     auto g = gpu_rows.find(t.id);
     AddGpu(g == gpu_rows.end() ? nullptr : &g->second, *s);
     if (auto it = values.find(t.id); it != values.end()) {

@@ -45,6 +45,21 @@ absl::Status CheckPoints(const v1::ReportMetricsRequest& req) {
           "report was stored"));
     }
   }
+  // A worker says each notice once per trial, so a few per report is plenty.
+  constexpr int kMaxNotices = 16;
+  constexpr size_t kMaxNoticeBytes = 1024;
+  if (req.notices_size() > kMaxNotices) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a report carries ", req.notices_size(), " notices, at most ", kMaxNotices,
+        " are taken; nothing of this report was stored"));
+  }
+  for (const std::string& n : req.notices()) {
+    if (n.size() > kMaxNoticeBytes || !IsCleanUtf8(n)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a notice is longer than ", kMaxNoticeBytes, " bytes or not UTF-8; nothing of "
+          "this report was stored"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -649,6 +664,9 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetricsLocked(const v
     }
   }
   SWEEP_RETURN_IF_ERROR(store_->AppendMetrics(row, points));
+  for (const std::string& n : req.notices()) {
+    Event("trial_notice", row.sweep_id, row.id, req.worker_id(), n);
+  }
   t->row = std::move(row);
   t->final_step = final_step;
   if (s.spec.metric) {

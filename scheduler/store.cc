@@ -763,6 +763,18 @@ absl::StatusOr<std::vector<Store::SeriesPoint>> Store::LoadMetricSeries(
   });
 }
 
+absl::StatusOr<std::map<std::string, std::vector<std::string>>> Store::LoadNotices(
+    const std::string& sweep_id) {
+  Stmt s(db_,
+         "SELECT trial_id, message FROM events WHERE sweep_id=? AND kind='trial_notice' "
+         "ORDER BY rowid");
+  s.Bind(sweep_id);
+  std::map<std::string, std::vector<std::string>> out;
+  while (s.Next()) out[s.Text(0)].push_back(s.Text(1));
+  SWEEP_RETURN_IF_ERROR(s.status());
+  return out;
+}
+
 absl::StatusOr<std::map<std::string, double>> Store::LastValues(
     const std::string& sweep_id, const std::string& name) {
   // The row with the highest (attempt, step, rowid) of each trial.

@@ -192,6 +192,10 @@ class Store {
   };
   absl::StatusOr<std::vector<SeriesPoint>> LoadMetricSeries(const std::string& sweep_id,
                                                             const std::string& name);
+  // For each trial of the sweep with `trial_notice` events, their messages, oldest
+  // first.
+  absl::StatusOr<std::map<std::string, std::vector<std::string>>> LoadNotices(
+      const std::string& sweep_id);
   // For each trial of the sweep, the last value (highest step) of metric `name`.
   absl::StatusOr<std::map<std::string, double>> LastValues(const std::string& sweep_id,
                                                            const std::string& name);
