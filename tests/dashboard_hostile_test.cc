@@ -24,7 +24,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/process.h"
 #include "dashboard/dashboard.h"
@@ -342,6 +344,58 @@ class DashboardLimitsTest : public ::testing::Test {
   }
   void TearDown() override { CloseAll(fds_); }
 
+  static constexpr char kHugeAnswer[] = "/api/trials/5eed0001-0000?max_points=20000";
+
+  // Adds a trial whose answer at kHugeAnswer (every series unthinned, about 22
+  // bytes a point) is three times what the server's socket buffer may grow to
+  // (tcp_wmem's maximum, 4 MB by default), so that writing it waits for a reader.
+  // Returns the answer's approximate size in bytes.
+  int64_t AddTrialWithAHugeAnswer() {
+    SweepRow sweep;
+    sweep.id = "5eed0001";
+    sweep.name = "big";
+    sweep.spec_yaml = "name: big\n";
+    sweep.created_at = 1;
+    EXPECT_TRUE(store_->InsertSweep(sweep).ok());
+    TrialRow trial;
+    trial.id = "5eed0001-0000";
+    trial.sweep_id = sweep.id;
+    trial.state = "running";
+    trial.params_json = "{}";
+    trial.argv_json = "[]";
+    trial.attempt = 1;
+    EXPECT_TRUE(store_->UpsertTrial(trial).ok());
+    int64_t wmem_max = 4 << 20;
+    std::vector<std::string> wmem = absl::StrSplit(ReadFile("/proc/sys/net/ipv4/tcp_wmem"),
+                                                   absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
+    if (wmem.size() == 3) (void)absl::SimpleAtoi(wmem[2], &wmem_max);
+    const int64_t metrics = std::max<int64_t>(30, 3 * wmem_max / (20000 * 22) + 1);
+    std::vector<MetricRow> points;
+    for (int m = 0; m < metrics; ++m) {
+      for (int step = 0; step < 20000; ++step) {
+        points.push_back({1, step, absl::StrCat("metric_", m), 0.123456789 * step, 2});
+      }
+    }
+    trial.last_seq = 1;
+    EXPECT_TRUE(store_->AppendMetrics(trial, points).ok());
+    return metrics * 20000 * 22;
+  }
+
+  // Sends GET `path` on a connection with a small receive window that never reads.
+  int AskWithoutReading(const std::string& path) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fds_.push_back(fd);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_TRUE(Send(fd, absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")));
+    return fd;
+  }
+
   TempDir dir_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Dashboard> dashboard_;
@@ -408,6 +462,41 @@ TEST_F(DashboardLimitsTest, AKeptAliveConnectionIsAnsweredAgainThenEndedWhenIdle
   HttpStats s = dashboard_->stats();
   EXPECT_EQ(s.idle_closed, 1);
   EXPECT_EQ(s.requests, 3);
+}
+
+TEST_F(DashboardLimitsTest, AClientThatDoesNotReadItsAnswerIsCutOffAtTheResponseTimeout) {
+  HttpLimits limits;
+  limits.response_timeout = absl::Seconds(1);
+  Start(limits);
+  int64_t size = AddTrialWithAHugeAnswer();
+  int fd = AskWithoutReading(kHugeAnswer);
+  absl::Time asked = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return dashboard_->stats().response_timeouts == 1; }, kPatience));
+  std::cout << "[ measure ] response timeout 1 s; cut off after " << absl::Now() - asked
+            << " (the handler's own time included)\n";
+  absl::Duration took;
+  EXPECT_EQ(Health(port_, &took), 200);
+  ReadResult r = ReadUntilClosed(fd, kPatience);
+  EXPECT_TRUE(r.closed);
+  EXPECT_LT(static_cast<int64_t>(r.data.size()), size) << "it was cut short";
+  std::cout << "[ measure ] of the answer (about " << size << " bytes), " << r.data.size()
+            << " arrived\n";
+}
+
+TEST_F(DashboardLimitsTest, WhenEveryConnectionIsBeingAnsweredANewOneGets503) {
+  HttpLimits limits;
+  limits.max_connections = 1;
+  Start(limits);
+  AddTrialWithAHugeAnswer();
+  AskWithoutReading(kHugeAnswer);  // the one connection, busy writing its answer
+  ASSERT_TRUE(WaitFor([&] { return dashboard_->stats().requests == 1; }, kPatience));
+  int fd = Connect(port_);
+  fds_.push_back(fd);
+  ReadResult r = ReadUntilClosed(fd, kPatience);
+  EXPECT_TRUE(r.closed);
+  EXPECT_THAT(r.data, StartsWith("HTTP/1.1 503 "));
+  EXPECT_EQ(dashboard_->stats().refused_full, 1);
+  EXPECT_EQ(dashboard_->stats().evicted, 0) << "the busy one was left alone";
 }
 
 TEST_F(DashboardLimitsTest, AClientThatShutsDownItsSideAfterTheHeadIsStillAnswered) {
