@@ -54,6 +54,13 @@ int main(int argc, char** argv) {
                     "dashboard address HOST:PORT (port 0: any free port), or off; off "
                     "loopback it needs the token it prints (or $SWEEP_DASHBOARD_TOKEN)")
       ->capture_default_str();
+  double http_header_timeout = 10;
+  sched->add_option("--http-header-timeout", http_header_timeout,
+                    "seconds a dashboard client has to send a whole request head")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  sched->add_option("--http-max-connections", so.server.http_limits.max_connections,
+                    "dashboard connections open at once (docs/security.md)")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
   sched->add_option("--port-file", so.port_file, "write the bound address to this file");
   std::string token_file, tls_cert_file, tls_key_file;
   sched->add_option("--token-file", token_file,
@@ -188,6 +195,7 @@ int main(int argc, char** argv) {
     InitLogging("scheduler", log_level);
     so.server.scheduler.lease_timeout = Seconds(lease_timeout);
     so.server.scheduler.heartbeat_interval = Seconds(heartbeat);
+    so.server.http_limits.header_timeout = Seconds(http_header_timeout);
     for (auto [path, out, what] :
          {std::tuple{&token_file, &so.server.token, "--token-file"},
           std::tuple{&tls_cert_file, &so.server.tls_cert, "--tls-cert"},

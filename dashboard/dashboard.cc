@@ -15,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "common/status_util.h"
 #include "dashboard/internal/assets.h"
+#include "dashboard/internal/guarded_server.h"
 #include "dashboard/internal/reader.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
@@ -173,7 +174,9 @@ absl::StatusOr<std::unique_ptr<Dashboard>> Dashboard::Start(const DashboardOptio
   SWEEP_ASSIGN_OR_RETURN(d->reader_, DbReader::Open(o.db_path, o.clock));
   d->host_ = hp.host;
   if (!IsLoopbackHost(hp.host)) d->token_ = o.token.empty() ? RandomToken() : o.token;
-  d->server_ = std::make_unique<httplib::Server>();
+  d->server_ = std::make_unique<dashboard_internal::GuardedServer>(o.limits);
+  // The dashboard takes no request body (the checks refuse one before reading it).
+  d->server_->set_payload_max_length(0);
   // httplib's default adds SO_REUSEPORT, which would let a second scheduler share
   // (and steal requests from) a busy port. SO_REUSEADDR alone only allows a quick
   // restart on the same port.
@@ -196,6 +199,7 @@ absl::StatusOr<std::unique_ptr<Dashboard>> Dashboard::Start(const DashboardOptio
         ": the port is in use or the address is not on this machine; pick another with "
         "--http HOST:PORT (port 0: any free port) or turn it off with --http off"));
   }
+  d->server_->StartThreads();
   d->thread_ = std::thread([server = d->server_.get()] { server->listen_after_bind(); });
   // httplib's stop() does nothing until the accept loop runs: wait for it, so a
   // Stop() right after Start() cannot miss it.
@@ -212,6 +216,14 @@ void Dashboard::Stop() {
   stopped_ = true;
   server_->stop();
   if (thread_.joinable()) thread_.join();
+  server_->Shutdown();
+}
+
+HttpStats Dashboard::stats() const {
+  HttpStats s = server_ ? server_->stats() : HttpStats{};
+  s.handled = handled_.load();
+  s.refused = refused_.load();
+  return s;
 }
 
 std::string Dashboard::address() const {
@@ -238,20 +250,37 @@ void Dashboard::Route() {
   s.set_default_headers({{"X-Content-Type-Options", "nosniff"},
                          {"Referrer-Policy", "no-referrer"},
                          {"X-Frame-Options", "DENY"}});
-  // Every request passes here first: read-only methods, Host check, token check.
+  // Every request passes here first, before any handler and before any body byte
+  // is read: read-only methods, no body, Host check, token check. A refused
+  // request also closes its connection, so nothing it sent after its head (a
+  // body) is ever read.
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     using R = httplib::Server::HandlerResponse;
+    auto refuse = [&](int status, const std::string& why, const char* page = nullptr) {
+      ++refused_;
+      if (page != nullptr) {
+        res.status = status;
+        res.set_content(page, "text/html; charset=utf-8");
+      } else {
+        SendError(res, status, why);
+      }
+      res.set_header("Connection", "close");
+      return R::Handled;
+    };
     if (req.method != "GET" && req.method != "HEAD") {
       res.set_header("Allow", "GET, HEAD");
-      SendError(res, 405, "the dashboard is read-only: only GET and HEAD");
-      return R::Handled;
+      return refuse(405, "the dashboard is read-only: only GET and HEAD");
+    }
+    if (req.has_header("Transfer-Encoding") ||
+        (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0")) {
+      return refuse(413, "the dashboard takes no request body");
     }
     if (token_.empty()) {
       // Loopback: a page on another site must not reach us through DNS rebinding.
       if (req.has_header("Host") && !IsLoopbackHost(HostOfHeader(req.get_header_value("Host")))) {
-        SendError(res, 403, "the dashboard answers only to a loopback Host header");
-        return R::Handled;
+        return refuse(403, "the dashboard answers only to a loopback Host header");
       }
+      ++handled_;
       return R::Unhandled;
     }
     const std::string cookie_name = absl::StrCat("sweep_token_", port_);
@@ -269,25 +298,20 @@ void Dashboard::Route() {
     } else {
       given = CookieValue(req, cookie_name);
     }
-    bool api = absl::StartsWith(req.path, "/api/");
     if (given.empty() || !SameToken(given, token_)) {
       int status = given.empty() ? 401 : 403;
       std::string why = given.empty()
                             ? "this dashboard needs its token: add ?token=... (printed by "
                               "the scheduler at start) or the X-Sweep-Token header"
                             : "wrong dashboard token";
-      if (api) {
-        SendError(res, status, why);
-      } else {
-        res.status = status;
-        res.set_content(kNeedTokenPage, "text/html; charset=utf-8");
-      }
-      return R::Handled;
+      bool api = absl::StartsWith(req.path, "/api/");
+      return refuse(status, why, api ? nullptr : kNeedTokenPage);
     }
     if (from_query) {
       res.set_header("Set-Cookie",
                      absl::StrCat(cookie_name, "=", token_, "; Path=/; HttpOnly; SameSite=Strict"));
     }
+    ++handled_;
     return R::Unhandled;
   });
 

@@ -56,6 +56,7 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
     d.address = o.http;
     d.db_path = o.db_path;
     d.token = o.http_token.empty() ? o.token : o.http_token;
+    d.limits = o.http_limits;
     absl::StatusOr<std::unique_ptr<Dashboard>> dashboard = Dashboard::Start(d);
     if (!dashboard.ok() && o.http_fallback && absl::IsUnavailable(dashboard.status())) {
       absl::StatusOr<HostPort> hp = ParseHttpAddress(o.http);

@@ -26,6 +26,8 @@ struct ServerOptions {
   // The token the dashboard requires off loopback; empty: the gRPC token when there
   // is one, else a random one.
   std::string http_token;
+  // The dashboard's bounds on its HTTP clients (dashboard/dashboard.h).
+  HttpLimits http_limits;
   // The shared token every gRPC call must carry (docs/security.md); empty: none.
   // Listening beyond loopback without one is refused unless `insecure`.
   std::string token;

@@ -52,6 +52,12 @@ async function api(path) {
 
 // ---------------------------------------------------------------- helpers
 
+// Names and values on this page are user text: sweep and trial names, parameter
+// names and values, metric names, messages, log tails, worker names. None of it is
+// ever parsed as HTML. The page builds every element with h() (text goes in as text
+// nodes, attributes through setAttribute) or sets textContent, and never hands a
+// string to the HTML parser. ECharts would put a tooltip formatter's *string* into
+// the page as HTML, so every formatter here returns a node built by h() (tipNode()).
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -71,11 +77,6 @@ function h(tag, attrs, ...children) {
 // Replaces the children of `parent`, skipping null, undefined and false.
 function fill(parent, ...kids) {
   parent.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
-}
-
-function esc(s) {
-  return String(s).replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;',
-                                                  '"': '&quot;', "'": '&#39;'}[c]));
 }
 
 function fmtNum(v) {
@@ -186,13 +187,22 @@ function tooltipBase() {
   };
 }
 
+// A tooltip's content as a node (see h()): one line per entry of `lines`, each a
+// string or an array of strings and nodes.
+function tipNode(...lines) {
+  return h('div', {class: 'tip'}, lines.filter((l) => l !== null && l !== undefined)
+      .map((l) => h('div', {}, l)));
+}
+
+function tipMuted(text) {
+  return h('span', {class: 'tip-muted'}, text);
+}
+
+// A trial's tooltip: its id and state (when known), `lines`, then its parameters.
 function trialTooltip(trial, lines) {
-  if (!trial) return lines.join('<br>');
-  const params = flatParams(trial.params);
-  const rows = Object.entries(params)
-      .map(([k, v]) => `<span style="color:#677085">${esc(k)}</span> ${esc(fmtValue(v))}`);
-  return `<b>${esc(trial.id)}</b> <span style="color:#677085">${esc(trial.state)}</span><br>` +
-      lines.map(esc).join('<br>') + (rows.length ? '<br>' + rows.join('<br>') : '');
+  const params = trial ? Object.entries(flatParams(trial.params)) : [];
+  return tipNode(trial ? [h('b', {}, trial.id), ' ', tipMuted(trial.state)] : null,
+                 ...lines, ...params.map(([k, v]) => [tipMuted(k), ' ', fmtValue(v)]));
 }
 
 function isLogAxis(param, values) {
@@ -725,7 +735,11 @@ views.trial = (view, id) => {
         animation: false,
         title: {text: name + (main ? '  (sweep metric)' : ''), left: 8, top: 2, textStyle: {fontSize: 12, fontWeight: 600, color: main ? BEST_COLOR : '#1d2330'}},
         grid: {left: 56, right: 16, top: 30, bottom: 28},
-        tooltip: {...tooltipBase(), trigger: 'axis', valueFormatter: fmtNum},
+        tooltip: {...tooltipBase(), trigger: 'axis',
+          formatter: (ps) => {
+            const p = Array.isArray(ps) ? ps[0] : ps;
+            return p && Array.isArray(p.value) ? tipNode(`step ${p.value[0]}`, [tipMuted(name), ' ', fmtNum(p.value[1])]) : null;
+          }},
         xAxis: {type: 'value', minInterval: 1, min: 'dataMin', ...AXIS},
         yAxis: {type: 'value', scale: true, ...AXIS},
         series: [{name, type: 'line', data: t.metrics[name], showSymbol: t.metrics[name].length < 60, symbolSize: 5,

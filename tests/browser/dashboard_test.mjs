@@ -339,6 +339,143 @@ test('the sweeps list and the workers view show progress, best and every worker'
   await shot('workers');
 });
 
+// Markup in every field a user controls. The page's Content-Security-Policy would
+// stop an injected onerror handler from running, so the test looks for what would
+// be injected: any element at all (the page itself has no <img>).
+const evil = (what) => `<img src=x id=xss-${what} onerror=window.__xss=1>`;
+
+async function assertNoMarkup(where) {
+  const found = await page.evaluate(() => ({
+    imgs: document.querySelectorAll('img').length,
+    ids: [...document.querySelectorAll('[id^="xss-"]')].map((e) => e.id),
+    handlers: document.querySelectorAll('[onerror]').length,
+    xss: window.__xss,
+  }));
+  assert.deepEqual(found, {imgs: 0, ids: [], handlers: 0, xss: undefined}, where);
+}
+
+// Shows the tooltip of the first item of series `seriesIndex` in the chart at
+// `selector` and returns the tooltip's text. A parallel-coordinates line is hovered
+// with the mouse at the middle of its first segment (ECharts has no showTip for
+// it); other items are shown with showTip, as hovering them would.
+async function tooltipText(selector, seriesIndex) {
+  await page.locator(selector).scrollIntoViewIfNeeded();
+  const box = await page.locator(selector).boundingBox();
+  return waitFor(`the tooltip of ${selector}`, async () => {
+    const at = await page.evaluate(([sel, si]) => {
+      const c = echarts.getInstanceByDom(document.querySelector(sel));
+      const series = c.getModel().getSeriesByIndex(si);
+      if (series.subType !== 'parallel') {
+        c.dispatchAction({type: 'showTip', seriesIndex: si, dataIndex: 0});
+        return null;
+      }
+      const pts = series.getData().getItemGraphicEl(0).shape.points;
+      return [(pts[0][0] + pts[1][0]) / 2, (pts[0][1] + pts[1][1]) / 2];
+    }, [selector, seriesIndex]);
+    if (at) await page.mouse.move(box.x + at[0], box.y + at[1]);
+    // The tooltip: the element that holds our markers, as text or as elements.
+    return page.evaluate((sel) => {
+      const tip = [...document.querySelectorAll(`${sel} div`)]
+          .find((d) => d.textContent.includes('xss-') || d.querySelector('[id^="xss-"]'));
+      return tip && tip.textContent;
+    }, selector);
+  });
+}
+
+test('names, parameter values, metric names and logs are shown as text, never as markup', async () => {
+  // No string is parsed as HTML anywhere in the page's code (see h() in app.js).
+  const appJs = fs.readFileSync(path.join(SOURCE_DIR, 'dashboard/web/app.js'), 'utf8');
+  assert.doesNotMatch(appJs, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+
+  const trial = path.join(dir, 'hostile.sh');
+  fs.writeFileSync(trial, `#!/bin/sh
+m='${evil('metric')}'
+case "$*" in *plain*) off=0 ;; *) off=1 ;; esac
+for step in 1 2 3; do
+  printf '{"step": %d, "%s": %d, "loss": 0.%d}\\n' "$step" "$m" $((step + off)) "$step" >> "$SWEEP_METRICS_FILE"
+done
+echo '${evil('stdout')}'
+echo '${evil('stderr')}' >&2
+`);
+  const spec = path.join(dir, 'hostile.yaml');
+  fs.writeFileSync(spec, `name: "${evil('sweep')}"
+program: ${trial}
+command: ["/bin/sh", "\${program}", "\${args}"]
+method: grid
+metric: {name: "${evil('metric')}", goal: minimize}
+parameters:
+  "${evil('param')}": {values: ["${evil('value')}", "plain"]}
+`);
+  const id = sweepCmd(['submit', spec, '--scheduler', scheduler.address], dir);
+  await waitFor('the hostile sweep to finish', async () => (await api(`/api/sweeps/${id}`)).state === 'finished');
+
+  await page.goto(`${scheduler.local}#/`);
+  await page.waitForSelector(`#sweeps tr[data-sweep="${id}"]`);
+  assert.ok((await page.textContent(`#sweeps tr[data-sweep="${id}"]`)).includes(evil('sweep')));
+  await assertNoMarkup('the sweeps list');
+
+  await page.goto(`${scheduler.local}#/sweeps/${id}`);
+  await waitFor('both trials in the table', async () => (await tableStates()).length === 2);
+  await nextRefresh();  // the charts drawn from the finished sweep
+  assert.ok((await page.textContent('.page-head h1')).includes(evil('sweep')));
+  const head = await page.textContent('#trials thead');
+  assert.ok(head.includes(evil('param')), head);
+  assert.ok(head.includes(evil('metric')), head);
+  assert.ok((await page.textContent('#trials tbody')).includes(evil('value')));
+  assert.ok((await page.textContent('#metric-select')).includes(evil('metric')));
+  await assertNoMarkup('the sweep page');
+
+  const curves = await tooltipText('#curves', 0);
+  assert.ok(curves.includes(evil('metric')), curves);
+  assert.ok(curves.includes(evil('param')), curves);
+  await assertNoMarkup('the learning curves tooltip');
+  const parallel = await tooltipText('#parallel', 0);
+  assert.ok(parallel.includes(evil('param')) && parallel.includes(evil('metric')), parallel);
+  await assertNoMarkup('the parallel coordinates tooltip');
+  const scatter = await tooltipText('#scatter .chart', 1);
+  assert.ok(scatter.includes(evil('value')) || scatter.includes('plain'), scatter);
+  assert.ok(scatter.includes(evil('param')), scatter);
+  await assertNoMarkup('the scatter tooltip');
+  await shot('hostile-sweep');
+
+  // A curve whose trial the (truncated) trials list left out: its tooltip has no
+  // trial to show, only the curve's own line, with the metric's name.
+  const trials = (await api(`/api/sweeps/${id}/trials`)).trials;
+  const left = trials[0].id;
+  await page.route(`**/api/sweeps/${id}/trials*`, async (route) => {
+    const res = await route.fetch();
+    const body = await res.json();
+    body.trials = body.trials.filter((x) => x.id !== left);
+    await route.fulfill({response: res, json: body});
+  });
+  await waitFor('the table without the left-out trial', async () => (await tableStates()).length === 1);
+  await nextRefresh();
+  const index = await page.evaluate((tid) => echarts.getInstanceByDom(document.querySelector('#curves'))
+      .getOption().series.findIndex((x) => x.name === tid), left);
+  assert.ok(index >= 0, 'its curve is still drawn');
+  const lone = await tooltipText('#curves', index);
+  assert.ok(lone.includes(evil('metric')) && !lone.includes(evil('param')), lone);
+  await assertNoMarkup('the tooltip of a curve whose trial is not listed');
+  await page.unroute(`**/api/sweeps/${id}/trials*`);
+
+  const t = trials.find((x) => JSON.stringify(x.params).includes('xss-value'));
+  await page.goto(`${scheduler.local}#/trials/${t.id}`);
+  await waitFor('the stdout tail', async () => (await page.textContent('#log')).includes(evil('stdout')));
+  const params = await page.textContent('#params');
+  assert.ok(params.includes(evil('param')) && params.includes(evil('value')), params);
+  await page.click('[data-log="stderr"]');
+  assert.ok((await page.textContent('#log')).includes(evil('stderr')));
+  const chart = await page.evaluate(() => {
+    const el = [...document.querySelectorAll('#metrics .chart')].find((c) => c.dataset.metric.includes('xss-'));
+    return el && `#${el.id}`;
+  });
+  assert.ok(chart, 'the metric with a markup name has its chart');
+  const metric = await tooltipText(chart, 0);
+  assert.ok(metric.includes(evil('metric')), metric);
+  await assertNoMarkup('the trial page');
+  await shot('hostile-trial');
+});
+
 test('an unknown sweep shows a message, not a blank page', async () => {
   await page.goto(`${scheduler.local}#/sweeps/deadbeef`);
   await page.waitForSelector('#error');
