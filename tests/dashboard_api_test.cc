@@ -115,6 +115,9 @@ class DashboardTest : public ::testing::Test {
     t2.message = "exited with status 3";
     t2.stderr_tail = "Traceback: out of memory\n";
     ASSERT_TRUE(store_->UpsertTrial(t2).ok());
+    ASSERT_TRUE(store_->AddEvent(kNow - 45, "trial_notice", t2.sweep_id, t2.id, "w",
+                                 "stderr.log passed 64 MiB: its middle is cut")
+                    .ok());
 
     WorkerRow busy;
     busy.id = "node1/gpu1-aaaa";
@@ -318,6 +321,8 @@ TEST_F(DashboardTest, TrialHasEveryMetricExitStatusMessageAndLogTails) {
   EXPECT_EQ(failed["exit_code"], 3);
   EXPECT_EQ(failed["stderr_tail"], "Traceback: out of memory\n");
   EXPECT_EQ(failed["metrics"], json::object());
+  EXPECT_EQ(failed["notices"], json::array({"stderr.log passed 64 MiB: its middle is cut"}));
+  EXPECT_EQ(t["notices"], json::array());
 }
 
 TEST_F(DashboardTest, WorkersListHasGpuStateTrialAndHeartbeatAge) {

@@ -537,6 +537,14 @@ absl::StatusOr<json> DbReader::Trial(const std::string& id, int max_points) {
   t["stdout_tail"] = s.Text(25);
   t["stderr_tail"] = s.Text(26);
   t["now"] = now;
+  // What the worker did about the trial's output (a bound that fired, a file it
+  // would not read), as it said it.
+  json notices = json::array();
+  Stmt n(db_, "SELECT message FROM events WHERE trial_id=? AND kind='trial_notice' ORDER BY rowid");
+  n.Bind(id);
+  while (n.Next()) notices.push_back(n.Text(0));
+  SWEEP_RETURN_IF_ERROR(n.status());
+  t["notices"] = std::move(notices);
 
   Stmt w(db_, "SELECT name, metric_name, metric_goal FROM sweeps WHERE id=?");
   w.Bind(sweep_id);

@@ -786,7 +786,8 @@ views.trial = (view, id) => {
         ['Directory', t.trial_dir || '–', 'mono']]));
       const exit = t.exit_code === null ? '–' : String(t.exit_code);
       fill(el.outcome, kv([['State', badge(t.state)], ['Exit status', exit, 'mono'],
-          ['Signal', t.signal ? String(t.signal) : '–', 'mono'], ['Reports', String(t.reports)]]), outcomeText(t));
+          ['Signal', t.signal ? String(t.signal) : '–', 'mono'], ['Reports', String(t.reports)]]), outcomeText(t),
+          ...(t.notices || []).map((n) => h('div', {class: 'message warn notice'}, n)));
       renderMetrics(t);
       renderLogs(t);
       const argv = Array.isArray(t.argv) ? t.argv.map((a) => (/[\s"'$]/.test(a) ? JSON.stringify(a) : a)).join(' ') : String(t.argv);
