@@ -76,6 +76,16 @@ class FakeSchedulerLink final : public SchedulerLink {
     absl::MutexLock lock(&mu_);
     stop_.insert(trial_id);
   }
+  // ReportMetrics calls do not return until ReleaseReports() (a scheduler that
+  // takes a report but hangs before it answers).
+  void HoldReports() {
+    absl::MutexLock lock(&mu_);
+    hold_reports_ = true;
+  }
+  void ReleaseReports() {
+    absl::MutexLock lock(&mu_);
+    hold_reports_ = false;
+  }
   // From now on LeaseTrial answers at once, with no trial.
   void Close() {
     absl::MutexLock lock(&mu_);
@@ -149,6 +159,8 @@ class FakeSchedulerLink final : public SchedulerLink {
       const v1::ReportMetricsRequest& req) override {
     absl::MutexLock lock(&mu_);
     absl::Status st = Record(Method::kReport, req, &reports_);
+    auto free = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !hold_reports_ || closed_; };
+    mu_.Await(absl::Condition(&free));
     if (!st.ok()) return st;
     return v1::ReportMetricsResponse();
   }
@@ -199,6 +211,7 @@ class FakeSchedulerLink final : public SchedulerLink {
   std::map<Method, std::deque<absl::Status>> failures_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> stop_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool hold_reports_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<Call<v1::RegisterRequest>> registers_ ABSL_GUARDED_BY(mu_);
   std::vector<Call<v1::LeaseTrialRequest>> leases_ ABSL_GUARDED_BY(mu_);
   std::vector<Call<v1::HeartbeatRequest>> heartbeats_ ABSL_GUARDED_BY(mu_);
@@ -362,6 +375,25 @@ TEST_F(SlotTest, HeartbeatsGoOutEveryHeartbeatIntervalOfTheClockWhileATrialRuns)
   EXPECT_EQ(fin.outcome(), v1::TRIAL_OUTCOME_COMPLETED);
   EXPECT_EQ(fin.epoch(), 7);
   EXPECT_TRUE(fin.lease_next());
+}
+
+TEST_F(SlotTest, AReportThatHangsHoldsUpNoHeartbeat) {
+  link_.HoldReports();
+  link_.QueueTrial(Trial("t-1", absl::StrCat(
+                                    R"(printf '{"step": 0, "loss": 1.0}\n' >> "$SWEEP_METRICS_FILE"; )",
+                                    HoldAtGate())));
+  Start();
+  ASSERT_TRUE(link_.AwaitCalls(Method::kReport, 1));  // the slot's thread now waits in it
+  ASSERT_TRUE(link_.AwaitCalls(Method::kHeartbeat, 1));
+  clock_.Advance(kHeartbeatInterval);
+  ASSERT_TRUE(link_.AwaitCalls(Method::kHeartbeat, 2));
+  clock_.Advance(kHeartbeatInterval);
+  ASSERT_TRUE(link_.AwaitCalls(Method::kHeartbeat, 3));
+  link_.ReleaseReports();
+  OpenGate();
+  ASSERT_TRUE(link_.AwaitCalls(Method::kFinish, 1));
+  EXPECT_EQ(link_.finishes()[0].request.outcome(), v1::TRIAL_OUTCOME_COMPLETED);
+  EXPECT_EQ(link_.reports().size(), 1u);
 }
 
 TEST_F(SlotTest, MetricLinesReachReportMetricsInOrderAndASendThatFailsIsRepeatedUnchanged) {

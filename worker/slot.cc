@@ -8,8 +8,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -17,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 #include "worker/log_cap.h"
@@ -347,6 +350,107 @@ void Slot::PromoteBacklog(const v1::TrialAssignment& a) {
   backlog_.DeleteSubrange(0, kMaxBatch);
 }
 
+// The heartbeats of one running trial, from a thread of its own: nothing the slot's
+// thread waits on (the trial process, its files, a metrics report, the GPU driver)
+// can delay them. The first goes out at once, then one every heartbeat interval of
+// the clock, and one at once when asked (Now()). The slot's thread reads the
+// orders the replies carry (stop_ordered(), reregister()) and hands over the
+// slot's message (SetMessage()). Destruction stops the thread; a heartbeat in
+// flight is waited for (bounded by the link's call deadline).
+class TrialHeartbeat {
+ public:
+  TrialHeartbeat(SchedulerLink* link, Clock* clock, Lifecycle* life, GpuMonitor* monitor,
+                 const std::atomic<bool>* gpu_flagged, absl::Duration interval,
+                 std::string worker_id, const v1::TrialAssignment& a, std::string message)
+      : link_(link),
+        clock_(clock),
+        life_(life),
+        monitor_(monitor),
+        gpu_flagged_(gpu_flagged),
+        interval_(interval),
+        worker_id_(std::move(worker_id)),
+        trial_id_(a.trial_id()),
+        epoch_(a.epoch()),
+        message_(std::move(message)),
+        next_(clock->Now()) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~TrialHeartbeat() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+  TrialHeartbeat(const TrialHeartbeat&) = delete;
+  TrialHeartbeat& operator=(const TrialHeartbeat&) = delete;
+
+  // Sends the next heartbeat now.
+  void Now() {
+    absl::MutexLock lock(&mu_);
+    now_ = true;
+  }
+  void SetMessage(const std::string& message) {
+    absl::MutexLock lock(&mu_);
+    message_ = message;
+  }
+  // The message the scheduler last took.
+  std::string sent_message() {
+    absl::MutexLock lock(&mu_);
+    return sent_message_;
+  }
+  bool stop_ordered() const { return stop_ordered_.load(); }
+  bool reregister() const { return reregister_.load(); }
+
+ private:
+  void Loop() {
+    absl::MutexLock lock(&mu_);
+    while (true) {
+      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || now_; };
+      clock_->AwaitWithDeadline(&mu_, absl::Condition(&wake), next_);
+      if (stop_) return;
+      now_ = false;
+      next_ = clock_->Now() + interval_;
+      v1::HeartbeatRequest req;
+      req.set_worker_id(worker_id_);
+      req.set_draining(life_->phase() != kRunning);
+      v1::RunningTrial* r = req.add_running();
+      r->set_trial_id(trial_id_);
+      r->set_epoch(epoch_);
+      if (monitor_) *r->mutable_usage() = ToProto(monitor_->Usage(trial_id_), *gpu_flagged_);
+      req.set_message(message_);
+      mu_.Unlock();
+      absl::StatusOr<v1::HeartbeatResponse> resp = link_->Heartbeat(req);
+      mu_.Lock();
+      if (!resp.ok()) continue;
+      sent_message_ = req.message();
+      if (resp->reregister()) reregister_ = true;
+      for (const v1::RunningTrial& s : resp->stop()) {
+        if (s.trial_id() == trial_id_) stop_ordered_ = true;
+      }
+    }
+  }
+
+  SchedulerLink* const link_;
+  Clock* const clock_;
+  Lifecycle* const life_;
+  GpuMonitor* const monitor_;
+  const std::atomic<bool>* const gpu_flagged_;
+  const absl::Duration interval_;
+  const std::string worker_id_;
+  const std::string trial_id_;
+  const int64_t epoch_;
+  absl::Mutex mu_;
+  std::string message_ ABSL_GUARDED_BY(mu_);
+  std::string sent_message_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_ ABSL_GUARDED_BY(mu_);
+  bool now_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> stop_ordered_{false};
+  std::atomic<bool> reregister_{false};
+  std::thread thread_;
+};
+
 void Slot::RunTrial(const v1::TrialAssignment& a) {
   fs::path trial_root = fs::absolute(o_.work_dir) / a.sweep_id() / a.trial_id();
   fs::path trial_dir = trial_root / absl::StrCat("attempt-", a.attempt());
@@ -459,7 +563,8 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
     QueueNotices(a, notes);
   };
   bool flooded = false;  // stopped: it wrote metrics faster than they can be taken
-  absl::Time next_heartbeat = clock_->Now();
+  auto heartbeat = std::make_unique<TrialHeartbeat>(link_, clock_, life_, monitor_, &gpu_flagged_,
+                                                    heartbeat_interval_, worker_id_, a, message_);
   absl::Time drain_deadline = absl::InfiniteFuture();
   bool stale = false, stop = false, released = false, gpu_stopped = false;
   std::string gpu_lost;  // why one of the trial's GPUs is lost, or ""
@@ -491,11 +596,16 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
       gpu_check_at = absl::InfiniteFuture();
       gpu_check_asked = false;
       if (CheckGpuActivity(a, gpus)) {
-        next_heartbeat = clock_->Now();  // tell the scheduler now
+        heartbeat->Now();  // tell the scheduler now
         gpu_stopped = a.gpu_check_stop();
       }
     }
-    HeartbeatIfDue(a, &next_heartbeat, &stop);
+    if (heartbeat->stop_ordered()) stop = true;
+    if (heartbeat->reregister() && !worker_id_.empty()) {
+      spdlog::warn("{}: the scheduler forgot this worker while trial {} ran", name_,
+                   a.trial_id());
+      worker_id_.clear();
+    }
     Phase phase = life_->phase();
     if (phase == kDraining && drain_deadline == absl::InfiniteFuture()) {
       drain_deadline = clock_->Now() + o_.drain_timeout;
@@ -550,8 +660,11 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
   // broken GPU releases nothing: the slot takes no more trials; after a trial Xid
   // the driver has already torn the trial's context down).
   if (monitor_ && gpu_lost.empty()) {
-    AwaitRelease(a, gpus.front(), use, baseline_mib, was_alone, exited_at, !stale);
+    AwaitRelease(a, gpus.front(), use, baseline_mib, was_alone, exited_at,
+                 stale ? nullptr : heartbeat.get());
   }
+  reported_message_ = heartbeat->sent_message();
+  heartbeat.reset();  // no heartbeat of this trial after its outcome
   if (stale) return;  // the trial belongs to someone else now
 
   fin.set_stdout_tail(Tail(trial_dir / "stdout.log"));
@@ -607,40 +720,6 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
   spdlog::info("{}: trial {} ended: {}", name_, a.trial_id(),
                fin.message().empty() ? "completed" : fin.message());
   Finish(fin);
-}
-
-// The one place that sends heartbeats while a trial runs. To give heartbeats a
-// thread of their own, that thread would own `next_heartbeat` and call Heartbeat(),
-// and the trial loop would only read the stop order it leaves.
-void Slot::HeartbeatIfDue(const v1::TrialAssignment& a, absl::Time* next_heartbeat,
-                          bool* stop) {
-  if (clock_->Now() < *next_heartbeat) return;
-  *next_heartbeat = clock_->Now() + heartbeat_interval_;
-  if (Heartbeat(a)) *stop = true;
-}
-
-// Returns true when the scheduler wants the running trial stopped.
-bool Slot::Heartbeat(const v1::TrialAssignment& a) {
-  v1::HeartbeatRequest req;
-  req.set_worker_id(worker_id_);
-  req.set_draining(life_->phase() != kRunning);
-  v1::RunningTrial* r = req.add_running();
-  r->set_trial_id(a.trial_id());
-  r->set_epoch(a.epoch());
-  if (monitor_) *r->mutable_usage() = ToProto(monitor_->Usage(a.trial_id()), gpu_flagged_);
-  req.set_message(message_);
-  reported_message_ = message_;
-  absl::StatusOr<v1::HeartbeatResponse> resp = link_->Heartbeat(req);
-  if (!resp.ok()) return false;
-  if (resp->reregister()) {
-    spdlog::warn("{}: the scheduler forgot this worker; stopping trial {}", name_,
-                 a.trial_id());
-    worker_id_.clear();
-  }
-  for (const v1::RunningTrial& s : resp->stop()) {
-    if (s.trial_id() == a.trial_id()) return true;
-  }
-  return false;
 }
 
 // The devices of the trial: the slot's own, then the other cards its assignment
@@ -786,7 +865,7 @@ bool Slot::CheckGpuActivity(const v1::TrialAssignment& a, const std::vector<Gpu>
 // wait: the end of a trial is never held up by the driver.
 void Slot::AwaitRelease(const v1::TrialAssignment& a, const Gpu& gpu, const TrialGpuUse& use,
                   int64_t baseline_mib, bool was_alone, absl::Time exited_at,
-                  bool heartbeat) {
+                  TrialHeartbeat* heartbeat) {
   absl::Time deadline = clock_->Now() + o_.gpu_release_timeout;
   absl::Time start = clock_->Now();
   absl::Time after = exited_at;
@@ -833,8 +912,8 @@ void Slot::AwaitRelease(const v1::TrialAssignment& a, const Gpu& gpu, const Tria
       message_ = absl::StrCat("waiting for ", gpu.Label(), " memory after trial ",
                               a.trial_id(), ": ", held);
       spdlog::info("{}: {}", name_, message_);
+      if (heartbeat) heartbeat->SetMessage(message_);
     }
-    if (heartbeat) Heartbeat(a);
   }
   message_.clear();
   if (!held.empty()) {

@@ -50,11 +50,13 @@
 //  - after a GPU trial the slot waits (bounded) for a sample showing its memory
 //    released, except while the driver takes over kSlowDriver to answer.
 //
-// Where heartbeats would move to a thread of their own: Slot::HeartbeatIfDue()
-// (slot.cc), called from the trial loop, is the only sender while a trial runs.
+// While a trial runs, its heartbeats go out from a thread of their own
+// (TrialHeartbeat in slot.cc), so that nothing the slot's thread waits on (the
+// trial process, its files, a metrics report, the GPU driver) delays them.
 //
-// Thread safety: Run() is called on one thread, the slot's own; state() may be read
-// from any thread. Lifecycle: construct, Run() until it returns (the lifecycle left
+// Thread safety: Run() is called on one thread, the slot's own (plus the heartbeat
+// thread of a running trial, which it starts and stops); state() may be read from
+// any thread. Lifecycle: construct, Run() until it returns (the lifecycle left
 // kRunning and no trial is left), destroy.
 #ifndef SWEEP_WORKER_SLOT_H_
 #define SWEEP_WORKER_SLOT_H_
@@ -109,6 +111,8 @@ struct SlotWorld {
   GroupGuard* group_guard = nullptr;
 };
 
+class TrialHeartbeat;  // slot.cc: the heartbeats of a running trial, on their own thread
+
 enum class SlotState {
   kRegistering,
   kLeasing,
@@ -150,8 +154,6 @@ class Slot {
   void QueuePoints(const std::vector<MetricPointData>& points);
   void QueueNotices(const v1::TrialAssignment& a, const std::vector<std::string>& notes);
   void PromoteBacklog(const v1::TrialAssignment& a);
-  void HeartbeatIfDue(const v1::TrialAssignment& a, absl::Time* next_heartbeat, bool* stop);
-  bool Heartbeat(const v1::TrialAssignment& a);
   absl::StatusOr<std::vector<Gpu>> TrialDevices(const v1::TrialAssignment& a) const;
   static std::string Names(const std::vector<Gpu>& gpus);
   std::string BrokenDevice(const std::vector<Gpu>& gpus);
@@ -163,7 +165,7 @@ class Slot {
   bool CheckGpuActivity(const v1::TrialAssignment& a, const std::vector<Gpu>& gpus);
   void AwaitRelease(const v1::TrialAssignment& a, const Gpu& gpu, const TrialGpuUse& use,
                     int64_t baseline_mib, bool was_alone, absl::Time exited_at,
-                    bool heartbeat);
+                    TrialHeartbeat* heartbeat);
   void AddForeign();
   void RefreshGpuMessage();
   void Finish(v1::FinishTrialRequest fin);
@@ -181,7 +183,8 @@ class Slot {
   std::atomic<SlotState> state_{SlotState::kRegistering};
 
   bool lost_reported_ = false;     // the slot's GPU is lost and the log says so
-  bool gpu_flagged_ = false;       // the running trial failed the no-silent-CPU check
+  // The running trial failed the no-silent-CPU check (read by its heartbeats).
+  std::atomic<bool> gpu_flagged_{false};
   bool slow_driver_said_ = false;  // the log says that release waits are skipped
   // A driver read slower than this skips the wait for a trial's memory release.
   static constexpr absl::Duration kSlowDriver = absl::Milliseconds(500);
