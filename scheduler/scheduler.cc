@@ -292,6 +292,29 @@ void Scheduler::SetWorkerState(WorkerState& w, const std::string& state,
 
 absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterRequest& req) {
   absl::MutexLock lock(&mu_);
+  // Refusals, outside Atomically(), which takes ResourceExhausted for a full disk.
+  for (const auto& [what, value] :
+       {std::pair{"host", &req.host()}, std::pair{"GPU UUID", &req.gpu().uuid()},
+        std::pair{"GPU name", &req.gpu().name()}}) {
+    if (value->size() > kMaxNameBytes || !IsCleanUtf8(*value)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the ", what, " of a registration must be UTF-8 of at most ", kMaxNameBytes,
+          " bytes without NUL; got ", value->size(), " bytes"));
+    }
+  }
+  int64_t slots_of_host = 0;
+  for (const auto& [id, w] : workers_) {
+    slots_of_host += w.row.host == req.host() && w.row.state != "lost";
+  }
+  if (slots_of_host >= options_.max_workers_per_host) {
+    spdlog::warn("refused a registration from host {}: it has {} worker slots already",
+                 req.host(), slots_of_host);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "host ", req.host(), " already has ", slots_of_host,
+        " worker slots registered, the most this scheduler takes from one host "
+        "(sweep scheduler --max-workers-per-host); the slots of a worker that stopped "
+        "count until they are marked lost, after --lease-timeout"));
+  }
   return Atomically([&] { return RegisterLocked(req); });
 }
 
@@ -307,13 +330,25 @@ absl::StatusOr<v1::RegisterResponse> Scheduler::RegisterLocked(const v1::Registe
     row.gpu_name = req.gpu().name();
     row.gpu_memory_mib = req.gpu().memory_mib();
   }
-  row.id = absl::StrFormat(
-      "%s/%s-%04x", row.host,
-      row.has_gpu ? absl::StrCat("gpu", row.gpu_index) : absl::StrCat("cpu", row.slot),
-      absl::Uniform<uint16_t>(gen_));
   row.registered_at = NowSeconds();
   row.last_heartbeat = row.registered_at;
-  SWEEP_RETURN_IF_ERROR(store_->UpsertWorker(row));
+  const std::string slot =
+      row.has_gpu ? absl::StrCat("gpu", row.gpu_index) : absl::StrCat("cpu", row.slot);
+  // An id another worker has (in memory) or had (in the database, lost ones too)
+  // is drawn again: 64 random bits make that all but never happen.
+  for (int attempt = 1;; ++attempt) {
+    row.id = NewWorkerId(gen_, row.host, slot);
+    absl::Status st =
+        workers_.count(row.id) > 0
+            ? absl::AlreadyExistsError(absl::StrCat("worker id ", row.id, " is taken"))
+            : store_->InsertWorker(row);
+    if (st.ok()) break;
+    if (!absl::IsAlreadyExists(st)) return st;
+    spdlog::warn("drew worker id {} again: {}", row.id, std::string(st.message()));
+    if (attempt == 8) {
+      return absl::FailedPreconditionError("no free worker id after 8 draws: register again");
+    }
+  }
   WorkerState& w = workers_[row.id];
   w.row = row;
   w.last_seen = clock_->Now();

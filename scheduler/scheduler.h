@@ -23,6 +23,8 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -51,7 +53,16 @@ struct SchedulerOptions {
   absl::Duration heartbeat_interval = absl::Seconds(2);
   // Upper bound on how long a LeaseTrial call waits for work.
   absl::Duration max_lease_wait = absl::Seconds(5);
+  // Register refuses a slot of a host that already has this many slots not lost
+  // (`--max-workers-per-host`).
+  int max_workers_per_host = 1024;
+  // Seeds the scheduler's randomness (sweep and worker ids, the seeds of sweeps
+  // that give none); unset: a random seed. For tests.
+  std::optional<uint64_t> random_seed;
 };
+
+// RegisterRequest's host, GPU UUID and GPU name.
+inline constexpr size_t kMaxNameBytes = 256;
 
 class Scheduler {
  public:
@@ -62,7 +73,11 @@ class Scheduler {
   ~Scheduler();
 
   // ---- worker side
-  // Registers a worker slot. Always succeeds unless the store fails.
+  // Registers a worker slot under a new id that no other worker has or had (its
+  // row is never another's). ResourceExhausted when the host already has
+  // max_workers_per_host slots that are not lost; InvalidArgument for a host, GPU
+  // UUID or GPU name beyond kMaxNameBytes or holding a NUL; Unavailable when the
+  // store fails.
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& req);
   // Leases the next runnable trial to the worker, waiting up to wait_ms for one.
   // Returns has_trial=false when there is none; NotFound for an unknown worker (it
@@ -132,7 +147,13 @@ class Scheduler {
   static constexpr double kHeartbeatWriteEvery = 10;  // seconds
 
   Scheduler(Store* store, Clock* clock, SchedulerOptions options)
-      : store_(store), clock_(clock), options_(options) {}
+      : store_(store), clock_(clock), options_(options) {
+    if (options.random_seed) {
+      const uint64_t seed = *options.random_seed;
+      gen_ = absl::BitGen(std::seed_seq{static_cast<uint32_t>(seed),
+                                        static_cast<uint32_t>(seed >> 32)});
+    }
+  }
   // Loads the running sweeps and their queued and running trials from the store
   // (and the workers, with `load_workers`).
   absl::Status Rebuild(bool load_workers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

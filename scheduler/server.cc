@@ -21,6 +21,9 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     return absl::InvalidArgumentError("give both --tls-cert and --tls-key, or neither");
   }
+  if (o.scheduler.max_workers_per_host < 1) {
+    return absl::InvalidArgumentError("--max-workers-per-host must be at least 1");
+  }
   // A database that may not grow (RLIMIT_FSIZE) must fail its writes, which the
   // scheduler reports and retries, not kill the process.
   signal(SIGXFSZ, SIG_IGN);
