@@ -845,8 +845,39 @@ void Scheduler::RequestStop(ActiveTrial& t, TrialState as, const std::string& wh
 
 absl::StatusOr<v1::SubmitSweepResponse> Scheduler::SubmitSweep(
     const v1::SubmitSweepRequest& req) {
+  for (const auto& [what, value] : {std::pair{"file name", &req.file_name()},
+                                     std::pair{"working directory", &req.working_dir()}}) {
+    if (value->size() > kMaxPathBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("the spec's ", what, " is ", value->size(),
+                                                     " bytes, more than the ", kMaxPathBytes,
+                                                     " a path may have"));
+    }
+  }
   std::string file = req.file_name().empty() ? "<spec>" : req.file_name();
-  SWEEP_ASSIGN_OR_RETURN(spec::SweepSpec parsed, spec::ParseSpec(req.spec_yaml(), file));
+  // The size first: the work of a parse grows with it.
+  if (static_cast<int64_t>(req.spec_yaml().size()) > options_.max_spec_bytes) {
+    spdlog::warn("refused a spec of {} bytes ({}): the limit is {}", req.spec_yaml().size(),
+                 file, options_.max_spec_bytes);
+    return absl::InvalidArgumentError(absl::StrCat(
+        file, ": the spec is ", req.spec_yaml().size(), " bytes, more than the ",
+        options_.max_spec_bytes,
+        " this scheduler takes (sweep scheduler --max-spec-bytes); the sweep was not "
+        "submitted"));
+  }
+  absl::StatusOr<spec::SweepSpec> parsed_or;
+  {
+    // A parse takes up to a few tens of MB: a burst of submits waits its turn.
+    absl::MutexLock parse_lock(&parse_mu_);
+    parse_mu_.Await(absl::Condition(
+        +[](int* parses) { return *parses < kParallelParses; }, &parses_));
+    ++parses_;
+  }
+  parsed_or = spec::ParseSpec(req.spec_yaml(), file);
+  {
+    absl::MutexLock parse_lock(&parse_mu_);
+    --parses_;
+  }
+  SWEEP_ASSIGN_OR_RETURN(spec::SweepSpec parsed, std::move(parsed_or));
   absl::MutexLock lock(&mu_);
   // A sweep no connected GPU could ever run is refused, not queued forever.
   if (std::string why = NeverPlaceableNow(parsed); !why.empty()) {

@@ -53,13 +53,22 @@ struct SchedulerOptions {
   absl::Duration heartbeat_interval = absl::Seconds(2);
   // Upper bound on how long a LeaseTrial call waits for work.
   absl::Duration max_lease_wait = absl::Seconds(5);
+  // SubmitSweep refuses a longer spec before parsing it (`--max-spec-bytes`); at
+  // most kMaxSpecBytesLimit, the spec parser's own limit.
+  int64_t max_spec_bytes = kDefaultMaxSpecBytes;
   // Register refuses a slot of a host that already has this many slots not lost
   // (`--max-workers-per-host`).
   int max_workers_per_host = 1024;
   // Seeds the scheduler's randomness (sweep and worker ids, the seeds of sweeps
   // that give none); unset: a random seed. For tests.
   std::optional<uint64_t> random_seed;
+
+  static constexpr int64_t kDefaultMaxSpecBytes = 1 << 20;
+  static constexpr int64_t kMaxSpecBytesLimit = 16 << 20;
 };
+
+// SubmitSweep's file name and working directory.
+inline constexpr size_t kMaxPathBytes = 4 << 10;
 
 // RegisterRequest's host, GPU UUID and GPU name.
 inline constexpr size_t kMaxNameBytes = 256;
@@ -95,8 +104,12 @@ class Scheduler {
   absl::StatusOr<v1::FinishTrialResponse> FinishTrial(const v1::FinishTrialRequest& req);
 
   // ---- client side
-  // Parses and stores a new sweep. InvalidArgument for a bad spec (nothing stored).
+  // Parses and stores a new sweep. InvalidArgument for a bad spec, for one beyond
+  // max_spec_bytes (before it is parsed) and for a file name or working directory
+  // beyond kMaxPathBytes (nothing stored). At most kParallelParses specs are parsed
+  // at once; other calls wait their turn.
   absl::StatusOr<v1::SubmitSweepResponse> SubmitSweep(const v1::SubmitSweepRequest& req);
+  static constexpr int kParallelParses = 2;
   // Summaries of one sweep (NotFound if unknown) or of all, and of the workers.
   absl::StatusOr<v1::GetStatusResponse> GetStatus(const v1::GetStatusRequest& req);
   absl::StatusOr<v1::ListTrialsResponse> ListTrials(const v1::ListTrialsRequest& req);
@@ -292,6 +305,9 @@ class Scheduler {
   absl::Time write_retry_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string write_failure_ ABSL_GUARDED_BY(mu_);  // why, while it lasts
   absl::BitGen gen_ ABSL_GUARDED_BY(mu_);
+  // How many SubmitSweep calls parse a spec now (at most kParallelParses).
+  absl::Mutex parse_mu_;
+  int parses_ ABSL_GUARDED_BY(parse_mu_) = 0;
   std::map<std::string, SweepState> sweeps_ ABSL_GUARDED_BY(mu_);  // running or
                                                                     // with live trials
   std::vector<std::string> sweep_order_ ABSL_GUARDED_BY(mu_);  // leasable, oldest first

@@ -32,12 +32,14 @@
 #include "worker/metrics_reader.h"
 #include "sweep/v1/sweep.grpc.pb.h"
 #include "sweeps/spec.h"
+#include "tests/cluster.h"
 #include "tests/testing.h"
 
 namespace sweep {
 namespace {
 
 using ::sweep::testing::Db;
+using ::sweep::testing::ReadFile;
 using ::sweep::testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
@@ -263,6 +265,25 @@ TEST_F(HostileCoreTest, MetricNamesThatAreEmptyOrNotUtf8AreRefusedAsInvalidArgum
   }
   EXPECT_EQ(StoredPoints(), 0);
   ExpectStillServing(1);
+}
+
+TEST_F(HostileCoreTest, ASpecBeyondTheSizeLimitIsRefusedBeforeItIsParsed) {
+  v1::SubmitSweepRequest submit;
+  // Not even YAML: a parse would say so; the size check comes first.
+  submit.set_spec_yaml(std::string(SchedulerOptions::kDefaultMaxSpecBytes + 1, '['));
+  submit.set_file_name("big.yaml");
+  auto r = core_->SubmitSweep(submit);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  EXPECT_EQ(r.status().message(),
+            "big.yaml: the spec is 1048577 bytes, more than the 1048576 this scheduler "
+            "takes (sweep scheduler --max-spec-bytes); the sweep was not submitted");
+  submit.set_spec_yaml(kSpec);
+  submit.set_file_name(std::string(5000, 'f'));
+  EXPECT_EQ(core_->SubmitSweep(submit).status().code(), absl::StatusCode::kInvalidArgument);
+  submit.set_file_name("ok.yaml");
+  submit.set_working_dir(std::string(5000, 'w'));
+  EXPECT_EQ(core_->SubmitSweep(submit).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Db(dir_ / "sweeps.db").Value("SELECT COUNT(*) FROM sweeps"), "1");  // SetUp's
 }
 
 TEST_F(HostileCoreTest, ExtremeStepsAreStoredWithoutHarm) {
@@ -584,6 +605,41 @@ TEST_F(HostileWireTest, AMessageBeyondTheSizeLimitIsRefusedAsResourceExhausted) 
   ExpectAlive(1);
 }
 
+// Each RPC has a limit of its own (scheduler/service.h), far below the transport's
+// 16 MiB for those that need little.
+TEST_F(HostileWireTest, RequestsBeyondTheirRpcsLimitAreRefusedBeforeTheCore) {
+  LeaseOne();
+  grpc::ClientContext c1;
+  v1::RegisterRequest reg;
+  reg.set_host(std::string(100 << 10, 'h'));
+  v1::RegisterResponse registered;
+  grpc::Status st = workers_->Register(&c1, reg, &registered);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_THAT(st.error_message(), HasSubstr("a Register request of 102404 bytes is more than "
+                                            "the 65536 this scheduler takes"));
+  grpc::ClientContext c2;
+  v1::LeaseTrialRequest lease;
+  lease.set_worker_id(std::string(1 << 20, 'w'));
+  v1::LeaseTrialResponse leased;
+  EXPECT_EQ(workers_->LeaseTrial(&c2, lease, &leased).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  grpc::ClientContext c3;
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id(worker_);
+  hb.set_message(std::string(2 << 20, 'm'));
+  v1::HeartbeatResponse beat;
+  EXPECT_EQ(workers_->Heartbeat(&c3, hb, &beat).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  grpc::ClientContext c4;
+  v1::GetStatusRequest status;
+  status.set_sweep_id(std::string(1 << 20, 's'));
+  v1::GetStatusResponse got;
+  EXPECT_EQ(sweeps_->GetStatus(&c4, status, &got).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Db(dir_ / "sweeps.db").Value("SELECT COUNT(*) FROM workers"), "1");
+  ExpectAlive(1);
+}
+
 TEST_F(HostileWireTest, NanOverTheWireIsInvalidArgumentAndTheServerStaysUp) {
   LeaseOne();
   grpc::ClientContext ctx;
@@ -616,6 +672,157 @@ TEST_F(HostileWireTest, ManyStaleReportsInParallelAreAllRefusedAndHarmless) {
   EXPECT_EQ(refused.load(), 8 * 25);
   EXPECT_EQ(StoredPoints(), 0);
   ExpectAlive(1);
+}
+
+// ---------------------------------------------------------------- a real scheduler
+
+// Issue 20 against a real `sweep scheduler` process over gRPC, as a client that
+// does not go through the CLI (or a worker that does not cut what it sends) would.
+class HostileProcessTest : public ::testing::Test {
+ protected:
+  void Start(const std::vector<std::string>& args = {}) {
+    ASSERT_NO_FATAL_FAILURE(
+        c_.StartScheduler(/*lease_timeout=*/30, /*heartbeat=*/2, "127.0.0.1:0", args));
+    channel_ = grpc::CreateChannel(c_.address(), grpc::InsecureChannelCredentials());
+    workers_ = v1::WorkerService::NewStub(channel_);
+    sweeps_ = v1::SweepService::NewStub(channel_);
+  }
+
+  // The scheduler's peak resident memory (VmHWM), in MiB.
+  int64_t PeakMib() {
+    const std::string status = ReadFile(absl::StrCat("/proc/", c_.scheduler_pid(), "/status"));
+    const size_t at = status.find("VmHWM:");
+    if (at == std::string::npos) return -1;
+    return std::stoll(status.substr(at + 6)) / 1024;
+  }
+
+  grpc::Status Submit(const std::string& yaml, v1::SubmitSweepResponse* resp = nullptr) {
+    v1::SubmitSweepRequest req;
+    req.set_spec_yaml(yaml);
+    req.set_file_name("big.yaml");
+    v1::SubmitSweepResponse ignored;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    return sweeps_->SubmitSweep(&ctx, req, resp ? resp : &ignored);
+  }
+
+  // Sends every spec of `specs` at once; returns the statuses, in order.
+  std::vector<grpc::Status> SubmitAtOnce(const std::vector<std::string>& specs) {
+    std::vector<grpc::Status> out(specs.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      threads.emplace_back([&, i] { out[i] = Submit(specs[i]); });
+    }
+    for (std::thread& t : threads) t.join();
+    return out;
+  }
+
+  // Submits kSpec, registers a worker on `host` and leases a trial.
+  void LeaseOne() {
+    ASSERT_TRUE(Submit(kSpec).ok());
+    grpc::ClientContext c1;
+    v1::RegisterRequest reg;
+    reg.set_host("node1");
+    v1::RegisterResponse registered;
+    ASSERT_TRUE(workers_->Register(&c1, reg, &registered).ok());
+    worker_ = registered.worker_id();
+    grpc::ClientContext c2;
+    v1::LeaseTrialRequest lease;
+    lease.set_worker_id(worker_);
+    v1::LeaseTrialResponse leased;
+    ASSERT_TRUE(workers_->LeaseTrial(&c2, lease, &leased).ok());
+    ASSERT_TRUE(leased.has_trial());
+    trial_ = leased.trial();
+  }
+
+  grpc::Status Report(int64_t seq, v1::ReportMetricsResponse* resp) {
+    v1::ReportMetricsRequest req;
+    req.set_worker_id(worker_);
+    req.set_trial_id(trial_.trial_id());
+    req.set_epoch(trial_.epoch());
+    req.set_seq(seq);
+    v1::MetricPoint* p = req.add_points();
+    p->set_step(seq);
+    p->set_name("loss");
+    p->set_value(1.0 / (seq + 1));
+    p->set_time(1.0);
+    grpc::ClientContext ctx;
+    return workers_->ReportMetrics(&ctx, req, resp);
+  }
+
+  sweep::testing::Cluster c_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::WorkerService::Stub> workers_;
+  std::unique_ptr<v1::SweepService::Stub> sweeps_;
+  std::string worker_;
+  v1::TrialAssignment trial_;
+};
+
+// A spec of `bytes` bytes whose one parameter has a list of zeros, in `style`:
+// "flow" ([0, 0, ...] on one line), "nested" ([[0, 0, ...]]) or "block".
+std::string BigSpec(size_t bytes, const std::string& style) {
+  std::string out = "method: grid\nprogram: p\nparameters:\n  p:\n    values:";
+  const std::string item = style == "block" ? "\n    - 0" : " 0,";
+  out += style == "flow" ? " [" : style == "nested" ? " [[" : "";
+  while (out.size() + item.size() + 4 < bytes) out += item;
+  out += style == "flow" ? "]\n" : style == "nested" ? "]]\n" : "\n";
+  return out;
+}
+
+TEST_F(HostileProcessTest, FourFifteenMegabyteSpecsAtOnceAreRefusedQuicklyInLittleMemory) {
+  Start();
+  const int64_t before = PeakMib();
+  std::vector<std::string> specs;
+  for (const char* style : {"flow", "nested", "block", "flow"}) {
+    specs.push_back(BigSpec(15 << 20, style));
+  }
+  const absl::Time start = absl::Now();
+  std::vector<grpc::Status> refused = SubmitAtOnce(specs);
+  const absl::Duration took = absl::Now() - start;
+  for (const grpc::Status& st : refused) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_THAT(st.error_message(),
+                HasSubstr("more than the 1048576 this scheduler takes (sweep scheduler "
+                          "--max-spec-bytes)"));
+  }
+  const int64_t after_big = PeakMib();
+  // Just under the size limit, each shape past the parser's limits: refused while
+  // parsing, at the node limit or when yaml-cpp would read too far ahead.
+  specs.clear();
+  for (const char* style : {"flow", "nested", "block", "nested"}) {
+    specs.push_back(BigSpec(1000000, style));
+  }
+  const absl::Time start_parse = absl::Now();
+  refused = SubmitAtOnce(specs);
+  const absl::Duration took_parse = absl::Now() - start_parse;
+  for (const grpc::Status& st : refused) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_THAT(st.error_message(), ::testing::AnyOf(HasSubstr("more than 100000 YAML nodes"),
+                                                     HasSubstr("write long lists in block")));
+  }
+  const int64_t peak = PeakMib();
+  std::cout << "scheduler peak RSS: " << before << " MiB at start, " << after_big
+            << " MiB after four 15 MB specs (refused in " << took << "), " << peak
+            << " MiB after four 1 MB specs past the node limits (refused in " << took_parse
+            << ")\n";
+  RecordProperty("peak_rss_mib", static_cast<int>(peak));
+  EXPECT_LT(peak, 512);
+  // It still takes a sweep.
+  v1::SubmitSweepResponse ok;
+  grpc::Status st = Submit(kSpec, &ok);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_FALSE(ok.sweep_id().empty());
+}
+
+TEST_F(HostileProcessTest, ASpecLimitRaisedByFlagTakesALargerSpec) {
+  Start({"--max-spec-bytes", "4194304"});
+  // 2 MiB, most of it a comment.
+  const std::string spec = absl::StrCat(kSpec, "# ", std::string(2 << 20, 'c'), "\n");
+  grpc::Status st = Submit(spec);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  st = Submit(BigSpec(5 << 20, "block"));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("more than the 4194304 this scheduler takes"));
 }
 
 }  // namespace
