@@ -12,8 +12,16 @@
 // Leases: a trial is leased to one worker slot with an epoch that grows by one with
 // every lease. ReportMetrics, FinishTrial and Heartbeat name (trial, epoch); a
 // message for an epoch that is not the trial's current lease is refused with
-// FailedPrecondition. Metric reports carry a sequence number per lease; a number not
-// above the last stored one is acknowledged as a duplicate and not stored again.
+// FailedPrecondition. Metric reports carry a sequence number per lease, 1, 2, ...:
+// the worker sends report n + 1 only once report n was acknowledged. A number not
+// above the last stored one is acknowledged as a duplicate and not stored again; a
+// number beyond the next one (or below 1) is refused, as no lease could have sent
+// it.
+//
+// What one request may cost is bounded before the work is done (docs/security.md):
+// the size of a spec, the YAML parse (sweeps/internal/yaml_adapter.h; at most
+// kParallelParses at once), the worker slots of a host, the text kept of a
+// finished trial (kMaxLogTailBytes, ...).
 //
 // Thread safety: every public method is thread-safe (one internal mutex).
 // LeaseTrial may block up to the request's wait_ms waiting for work.
@@ -25,6 +33,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -67,10 +76,14 @@ struct SchedulerOptions {
   static constexpr int64_t kMaxSpecBytesLimit = 16 << 20;
 };
 
-// SubmitSweep's file name and working directory.
+// What the scheduler keeps of what workers send, whoever sends it.
+// FinishTrial's stdout_tail and stderr_tail: their last 8 KiB (at a character
+// boundary). Its message: its first 8 KiB. Its trial_dir: none beyond 4 KiB.
+inline constexpr size_t kMaxLogTailBytes = 8 << 10;
+inline constexpr size_t kMaxMessageBytes = 8 << 10;
 inline constexpr size_t kMaxPathBytes = 4 << 10;
-
-// RegisterRequest's host, GPU UUID and GPU name.
+// RegisterRequest's host, GPU UUID and GPU name. (A heartbeat's message is cut
+// at kMaxMessageBytes.)
 inline constexpr size_t kMaxNameBytes = 256;
 
 class Scheduler {
@@ -96,11 +109,17 @@ class Scheduler {
   // The response lists trials to stop. reregister=true for an unknown worker.
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req);
   // Stores metric points. FailedPrecondition for a stale lease; duplicate=true when
-  // the sequence number was already stored.
+  // the sequence number was already stored; InvalidArgument (logged, nothing
+  // stored, the lease's last seq unchanged) for a seq below 1 or beyond the last
+  // stored + 1. A point that cannot be stored (a value or time that is NaN or
+  // infinite, a name that is empty, not UTF-8 or holds a NUL) is left out and the
+  // others are stored: the response counts and names what was rejected, and the
+  // trial's events say so once per metric name.
   absl::StatusOr<v1::ReportMetricsResponse> ReportMetrics(
       const v1::ReportMetricsRequest& req);
-  // Records the trial's outcome. FailedPrecondition for a stale lease; a repeat of
-  // an already recorded outcome returns OK.
+  // Records the trial's outcome, keeping at most the kMax...Bytes above of its
+  // text. FailedPrecondition for a stale lease; a repeat of an already recorded
+  // outcome returns OK.
   absl::StatusOr<v1::FinishTrialResponse> FinishTrial(const v1::FinishTrialRequest& req);
 
   // ---- client side
@@ -147,7 +166,11 @@ class Scheduler {
     std::string stop_reason;                    // why it is being stopped
     int64_t final_step = INT64_MIN;
     int64_t last_step = 0;  // highest step of any metric reported
+    // Metric names whose rejected points have an event already (at most
+    // kMaxRejectedNames), so that a trial that keeps sending NaN is told once.
+    std::set<std::string> rejected_names;
   };
+  static constexpr size_t kMaxRejectedNames = 16;
   struct WorkerState {
     WorkerRow row;
     absl::Time last_seen;

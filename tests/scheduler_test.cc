@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <thread>
 
@@ -831,6 +832,33 @@ TEST_F(SchedulerTest, ARegistrationNeverTakesOverTheRowOfAnotherWorker) {
     EXPECT_EQ(db.Value("SELECT pid FROM workers WHERE id='" + second->worker_id() + "'"),
               "222");
   }
+}
+
+TEST_F(SchedulerTest, AReportWhoseSeqNoLeaseCouldHaveSentIsRefusedAndTheLeaseGoesOn) {
+  Submit(kGrid);
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  ASSERT_TRUE(a);
+  for (int64_t seq : {std::numeric_limits<int64_t>::max(), int64_t{2}, int64_t{0},
+                      int64_t{-1}, std::numeric_limits<int64_t>::min()}) {
+    auto r = Report(w, *a, seq, 0.5, 1);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << seq;
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("the next one is 1"));
+  }
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM metrics"), "0");
+  EXPECT_EQ(db.Value("SELECT last_seq FROM trials WHERE id='" + a->trial_id() + "'"), "0");
+  // The lease's reports go on: 1 and 2 are stored, a retry of 2 is a duplicate, and
+  // a jump from 2 to 4 is refused too.
+  for (int64_t seq : {1, 2}) {
+    auto r = Report(w, *a, seq, 1.0 / seq, seq);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_FALSE(r->duplicate());
+  }
+  EXPECT_TRUE(Report(w, *a, 2, 0.5, 2)->duplicate());
+  EXPECT_EQ(Report(w, *a, 4, 0.25, 4).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM metrics"), "2");
+  EXPECT_EQ(db.Value("SELECT last_seq FROM trials WHERE id='" + a->trial_id() + "'"), "2");
 }
 
 }  // namespace
