@@ -70,6 +70,16 @@ int main(int argc, char** argv) {
                   "allow listening beyond loopback without a token");
   sched->add_option("--tls-cert", tls_cert_file, "serve gRPC over TLS with this certificate (PEM)");
   sched->add_option("--tls-key", tls_key_file, "the TLS certificate's private key (PEM)");
+  sched->add_option("--max-spec-bytes", so.server.scheduler.max_spec_bytes,
+                    "refuse sweep specs larger than this, before parsing them (at most "
+                    "16777216)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, sweep::SchedulerOptions::kMaxSpecBytesLimit));
+  sched->add_option("--max-workers-per-host", so.server.scheduler.max_workers_per_host,
+                    "refuse registrations from a host that has this many worker slots "
+                    "that are not lost")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   sched->add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
 

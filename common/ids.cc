@@ -8,6 +8,10 @@ std::string NewSweepId(absl::BitGenRef gen) {
   return absl::StrFormat("%08x", absl::Uniform<uint32_t>(gen));
 }
 
+std::string NewWorkerId(absl::BitGenRef gen, std::string_view host, std::string_view slot) {
+  return absl::StrFormat("%s/%s-%016x", host, slot, absl::Uniform<uint64_t>(gen));
+}
+
 std::string TrialId(std::string_view sweep_id, int64_t index) {
   return absl::StrFormat("%s-%04d", sweep_id, index);
 }

@@ -25,42 +25,63 @@ bool IsCleanUtf8(const std::string& s) {
   return s.find('\0') == std::string::npos && FirstInvalidUtf8(s) == std::string::npos;
 }
 
-// Every point of a report must be storable and comparable: a name that is
-// non-empty UTF-8, a finite value and time (metrics.value and .time are REAL
-// NOT NULL, and SQLite binds NaN as NULL). InvalidArgument names the first
-// point that is not; the batch is then refused whole.
-absl::Status CheckPoints(const v1::ReportMetricsRequest& req) {
-  for (int i = 0; i < req.points_size(); ++i) {
-    const v1::MetricPoint& p = req.points(i);
-    if (p.name().empty() || !IsCleanUtf8(p.name())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "metric point ", i, " at step ", p.step(),
-          " has an empty name or one that is not UTF-8; nothing of this report was stored"));
+// Why a metric point cannot be stored, or "". Every stored point is storable and
+// comparable: a name that is non-empty UTF-8 without NUL, a finite value and time
+// (metrics.value and .time are REAL NOT NULL, SQLite binds NaN as NULL, and an
+// infinity would rank its trial first or last for good).
+std::string RejectReason(const v1::MetricPoint& p, const std::string& shown_name) {
+  if (p.name().empty() || !IsCleanUtf8(p.name())) {
+    return absl::StrCat("a point at step ", p.step(),
+                        " has an empty name or one that is not UTF-8 or holds a NUL");
+  }
+  if (!std::isfinite(p.value()) || !std::isfinite(p.time())) {
+    return absl::StrCat(shown_name, " at step ", p.step(),
+                        " has a value or time that is not finite (value ", p.value(),
+                        ", time ", p.time(), "); NaN and infinite values are not stored");
+  }
+  return "";
+}
+
+// How much of a metric name the messages about it show.
+constexpr size_t kShownNameBytes = 128;
+
+// `text` without the bytes that are not part of valid UTF-8, and without NULs.
+std::string CleanUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    size_t bad = FirstInvalidUtf8(text);
+    std::string_view good = text.substr(0, bad);
+    for (char c : good) {
+      if (c != '\0') out.push_back(c);
     }
-    if (!std::isfinite(p.value()) || !std::isfinite(p.time())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "metric point ", i, " (", p.name(), " at step ", p.step(),
-          ") has a value or time that is not finite (value ", p.value(), ", time ",
-          p.time(), "); drop NaN and infinite values before reporting; nothing of this "
-          "report was stored"));
+    if (bad == std::string_view::npos) break;
+    text.remove_prefix(bad + 1);
+  }
+  return out;
+}
+
+// The last `max` bytes of `text` at most, from a character boundary, as UTF-8.
+std::string KeepTail(std::string_view text, size_t max) {
+  if (text.size() > max) {
+    text.remove_prefix(text.size() - max);
+    // Skip the rest of a character cut in two (continuation bytes 10xxxxxx).
+    for (int i = 0; i < 3 && !text.empty() && (text[0] & 0xC0) == 0x80; ++i) {
+      text.remove_prefix(1);
     }
   }
-  // A worker says each notice once per trial, so a few per report is plenty.
-  constexpr int kMaxNotices = 16;
-  constexpr size_t kMaxNoticeBytes = 1024;
-  if (req.notices_size() > kMaxNotices) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a report carries ", req.notices_size(), " notices, at most ", kMaxNotices,
-        " are taken; nothing of this report was stored"));
+  return CleanUtf8(text);
+}
+
+// The first `max` bytes of `text` at most, to a character boundary, as UTF-8.
+std::string KeepHead(std::string_view text, size_t max) {
+  if (text.size() > max) {
+    size_t end = max;
+    // Drop a character cut in two: back to the start of the last one.
+    while (end > 0 && (text[end] & 0xC0) == 0x80 && max - end < 3) --end;
+    text = text.substr(0, end);
   }
-  for (const std::string& n : req.notices()) {
-    if (n.size() > kMaxNoticeBytes || !IsCleanUtf8(n)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "a notice is longer than ", kMaxNoticeBytes, " bytes or not UTF-8; nothing of "
-          "this report was stored"));
-    }
-  }
-  return absl::OkStatus();
+  return CleanUtf8(text);
 }
 
 }  // namespace
@@ -307,6 +328,29 @@ void Scheduler::SetWorkerState(WorkerState& w, const std::string& state,
 
 absl::StatusOr<v1::RegisterResponse> Scheduler::Register(const v1::RegisterRequest& req) {
   absl::MutexLock lock(&mu_);
+  // Refusals, outside Atomically(), which takes ResourceExhausted for a full disk.
+  for (const auto& [what, value] :
+       {std::pair{"host", &req.host()}, std::pair{"GPU UUID", &req.gpu().uuid()},
+        std::pair{"GPU name", &req.gpu().name()}}) {
+    if (value->size() > kMaxNameBytes || !IsCleanUtf8(*value)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the ", what, " of a registration must be UTF-8 of at most ", kMaxNameBytes,
+          " bytes without NUL; got ", value->size(), " bytes"));
+    }
+  }
+  int64_t slots_of_host = 0;
+  for (const auto& [id, w] : workers_) {
+    slots_of_host += w.row.host == req.host() && w.row.state != "lost";
+  }
+  if (slots_of_host >= options_.max_workers_per_host) {
+    spdlog::warn("refused a registration from host {}: it has {} worker slots already",
+                 req.host(), slots_of_host);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "host ", req.host(), " already has ", slots_of_host,
+        " worker slots registered, the most this scheduler takes from one host "
+        "(sweep scheduler --max-workers-per-host); the slots of a worker that stopped "
+        "count until they are marked lost, after --lease-timeout"));
+  }
   return Atomically([&] { return RegisterLocked(req); });
 }
 
@@ -322,13 +366,25 @@ absl::StatusOr<v1::RegisterResponse> Scheduler::RegisterLocked(const v1::Registe
     row.gpu_name = req.gpu().name();
     row.gpu_memory_mib = req.gpu().memory_mib();
   }
-  row.id = absl::StrFormat(
-      "%s/%s-%04x", row.host,
-      row.has_gpu ? absl::StrCat("gpu", row.gpu_index) : absl::StrCat("cpu", row.slot),
-      absl::Uniform<uint16_t>(gen_));
   row.registered_at = NowSeconds();
   row.last_heartbeat = row.registered_at;
-  SWEEP_RETURN_IF_ERROR(store_->UpsertWorker(row));
+  const std::string slot =
+      row.has_gpu ? absl::StrCat("gpu", row.gpu_index) : absl::StrCat("cpu", row.slot);
+  // An id another worker has (in memory) or had (in the database, lost ones too)
+  // is drawn again: 64 random bits make that all but never happen.
+  for (int attempt = 1;; ++attempt) {
+    row.id = NewWorkerId(gen_, row.host, slot);
+    absl::Status st =
+        workers_.count(row.id) > 0
+            ? absl::AlreadyExistsError(absl::StrCat("worker id ", row.id, " is taken"))
+            : store_->InsertWorker(row);
+    if (st.ok()) break;
+    if (!absl::IsAlreadyExists(st)) return st;
+    spdlog::warn("drew worker id {} again: {}", row.id, std::string(st.message()));
+    if (attempt == 8) {
+      return absl::FailedPreconditionError("no free worker id after 8 draws: register again");
+    }
+  }
   WorkerState& w = workers_[row.id];
   w.row = row;
   w.last_seen = clock_->Now();
@@ -607,8 +663,8 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::HeartbeatLocked(const v1::Heart
     trial = r.trial_id();
     if (r.has_usage()) RecordGpuUsage(**t, r.usage(), "", /*final=*/false);
   }
-  if (w.message != req.message()) {
-    w.message = req.message();
+  if (std::string message = KeepHead(req.message(), kMaxMessageBytes); w.message != message) {
+    w.message = std::move(message);
     if (absl::Status st = store_->UpdateWorkerMessage(w.row.id, w.message); !st.ok()) {
       spdlog::warn("could not save worker {}: {}", w.row.id, std::string(st.message()));
       write_error_.Update(st);
@@ -634,18 +690,45 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetricsLocked(const v
   if (auto w = workers_.find(req.worker_id()); w != workers_.end()) {
     w->second.last_seen = clock_->Now();
   }
+  // The worker numbers its reports 1, 2, ... and sends the next only once the last
+  // was acknowledged: a number below 1 or beyond last_seq + 1 was sent by no lease,
+  // and taking it would make every later report of the lease a "duplicate".
+  if (req.seq() < 1 || req.seq() > t->row.last_seq + 1) {
+    spdlog::warn("trial {}: refused a report with seq {} from worker {} (epoch {}): the "
+                 "next one is {}",
+                 t->row.id, req.seq(), req.worker_id(), req.epoch(), t->row.last_seq + 1);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "report seq ", req.seq(), " for trial ", t->row.id, " (epoch ", req.epoch(),
+        ") is out of order: reports of a lease are numbered 1, 2, ... and the next one is ",
+        t->row.last_seq + 1, "; nothing was stored"));
+  }
   if (req.seq() <= t->row.last_seq) {
     resp.set_duplicate(true);
     return resp;
   }
-  SWEEP_RETURN_IF_ERROR(CheckPoints(req));
   const SweepState& s = sweeps_.at(t->row.sweep_id);
   TrialRow row = t->row;
   int64_t final_step = t->final_step;
   row.last_seq = req.seq();
   std::vector<MetricRow> points;
   points.reserve(req.points_size());
+  std::vector<const v1::MetricPoint*> accepted;
+  accepted.reserve(req.points_size());
   for (const v1::MetricPoint& p : req.points()) {
+    if (std::string why = RejectReason(p, KeepHead(p.name(), kShownNameBytes)); !why.empty()) {
+      // One bad point loses only itself.
+      if (resp.rejected_points() == 0) resp.set_rejected(why);
+      resp.set_rejected_points(resp.rejected_points() + 1);
+      std::string name = KeepHead(p.name(), kShownNameBytes);
+      if (t->rejected_names.size() < kMaxRejectedNames &&
+          t->rejected_names.insert(name).second) {
+        Event("metric_rejected", t->row.sweep_id, t->row.id, t->row.worker_id,
+              absl::StrCat(why, " (further points of ", name.empty() ? "it" : name,
+                           " like it are left out without another event)"));
+      }
+      continue;
+    }
+    accepted.push_back(&p);
     t->last_step = std::max(t->last_step, p.step());
     points.push_back(MetricRow{.attempt = row.attempt,
                                .step = p.step(),
@@ -664,8 +747,15 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetricsLocked(const v
     }
   }
   SWEEP_RETURN_IF_ERROR(store_->AppendMetrics(row, points));
-  for (const std::string& n : req.notices()) {
-    Event("trial_notice", row.sweep_id, row.id, req.worker_id(), n);
+  if (resp.rejected_points() > 0) {
+    spdlog::warn("trial {}: left out {} of the {} points of report {}: {}", row.id,
+                 resp.rejected_points(), req.points_size(), req.seq(), resp.rejected());
+  }
+  // A worker says each notice once per trial, so a few per report is plenty; each is
+  // kept to 1 KiB of clean text.
+  constexpr int kMaxNotices = 16;
+  for (int i = 0; i < req.notices_size() && i < kMaxNotices; ++i) {
+    Event("trial_notice", row.sweep_id, row.id, req.worker_id(), KeepHead(req.notices(i), 1024));
   }
   t->row = std::move(row);
   t->final_step = final_step;
@@ -673,8 +763,8 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetricsLocked(const v
     SweepState& sweep = sweeps_.at(t->row.sweep_id);
     const spec::Metric& m = *s.spec.metric;
     std::vector<std::pair<int64_t, double>> series;
-    for (const v1::MetricPoint& p : req.points()) {
-      if (p.name() == m.name) series.emplace_back(p.step(), p.value());
+    for (const v1::MetricPoint* p : accepted) {
+      if (p->name() == m.name) series.emplace_back(p->step(), p->value());
     }
     std::stable_sort(series.begin(), series.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -737,13 +827,19 @@ absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrialLocked(const v1::F
     w->second.last_seen = clock_->Now();
     SetWorkerState(w->second, w->second.row.state == "draining" ? "draining" : "idle", "");
   }
-  t.row.trial_dir = req.trial_dir();
-  t.row.stdout_tail = req.stdout_tail();
-  t.row.stderr_tail = req.stderr_tail();
+  // Whoever sent them, the logs' tails and the message are kept short
+  // (docs/security.md): the dashboard serves them on every refresh.
+  t.row.trial_dir = req.trial_dir().size() <= kMaxPathBytes ? CleanUtf8(req.trial_dir()) : "";
+  t.row.stdout_tail = KeepTail(req.stdout_tail(), kMaxLogTailBytes);
+  t.row.stderr_tail = KeepTail(req.stderr_tail(), kMaxLogTailBytes);
+  if (req.stdout_tail().size() > kMaxLogTailBytes || req.stderr_tail().size() > kMaxLogTailBytes) {
+    spdlog::warn("trial {}: kept the last {} bytes of log tails of {} and {} bytes", t.row.id,
+                 kMaxLogTailBytes, req.stdout_tail().size(), req.stderr_tail().size());
+  }
+  const std::string message = KeepHead(req.message(), kMaxMessageBytes);
   if (req.outcome() == v1::TRIAL_OUTCOME_RELEASED) {
     SWEEP_RETURN_IF_ERROR(LoseLease(t, absl::StrCat("released by worker ", worker_id,
-                                                    (req.message().empty() ? "" : ": "),
-                                                    req.message()),
+                                                    (message.empty() ? "" : ": "), message),
                                     /*counts_as_attempt=*/false));
     return v1::FinishTrialResponse();
   }
@@ -753,7 +849,7 @@ absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrialLocked(const v1::F
   } else {
     t.row.exit_code = req.exit_code();
   }
-  t.row.message = t.stop_requested && !t.stop_reason.empty() ? t.stop_reason : req.message();
+  t.row.message = t.stop_requested && !t.stop_reason.empty() ? t.stop_reason : message;
   TrialState to = TrialState::kFailed;
   switch (req.outcome()) {
     case v1::TRIAL_OUTCOME_COMPLETED: to = TrialState::kCompleted; break;
@@ -761,10 +857,10 @@ absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrialLocked(const v1::F
     default: to = t.stop_requested ? t.stop_as : TrialState::kFailed; break;
   }
   std::string id = t.row.id, sweep_id = t.row.sweep_id;
-  std::string message = absl::StrCat(TrialStateName(to),
-                                     t.row.message.empty() ? "" : ": ", t.row.message);
+  std::string ended = absl::StrCat(TrialStateName(to),
+                                   t.row.message.empty() ? "" : ": ", t.row.message);
   SWEEP_RETURN_IF_ERROR(MoveTrial(t, to));
-  Event("trial_ended", sweep_id, id, worker_id, message);
+  Event("trial_ended", sweep_id, id, worker_id, ended);
   v1::FinishTrialResponse resp;
   // The slot's next trial in the same reply (and the same transaction): one round
   // trip between two trials instead of two.
@@ -828,8 +924,39 @@ void Scheduler::RequestStop(ActiveTrial& t, TrialState as, const std::string& wh
 
 absl::StatusOr<v1::SubmitSweepResponse> Scheduler::SubmitSweep(
     const v1::SubmitSweepRequest& req) {
+  for (const auto& [what, value] : {std::pair{"file name", &req.file_name()},
+                                     std::pair{"working directory", &req.working_dir()}}) {
+    if (value->size() > kMaxPathBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("the spec's ", what, " is ", value->size(),
+                                                     " bytes, more than the ", kMaxPathBytes,
+                                                     " a path may have"));
+    }
+  }
   std::string file = req.file_name().empty() ? "<spec>" : req.file_name();
-  SWEEP_ASSIGN_OR_RETURN(spec::SweepSpec parsed, spec::ParseSpec(req.spec_yaml(), file));
+  // The size first: the work of a parse grows with it.
+  if (static_cast<int64_t>(req.spec_yaml().size()) > options_.max_spec_bytes) {
+    spdlog::warn("refused a spec of {} bytes ({}): the limit is {}", req.spec_yaml().size(),
+                 file, options_.max_spec_bytes);
+    return absl::InvalidArgumentError(absl::StrCat(
+        file, ": the spec is ", req.spec_yaml().size(), " bytes, more than the ",
+        options_.max_spec_bytes,
+        " this scheduler takes (sweep scheduler --max-spec-bytes); the sweep was not "
+        "submitted"));
+  }
+  absl::StatusOr<spec::SweepSpec> parsed_or;
+  {
+    // A parse takes up to a few tens of MB: a burst of submits waits its turn.
+    absl::MutexLock parse_lock(&parse_mu_);
+    parse_mu_.Await(absl::Condition(
+        +[](int* parses) { return *parses < kParallelParses; }, &parses_));
+    ++parses_;
+  }
+  parsed_or = spec::ParseSpec(req.spec_yaml(), file);
+  {
+    absl::MutexLock parse_lock(&parse_mu_);
+    --parses_;
+  }
+  SWEEP_ASSIGN_OR_RETURN(spec::SweepSpec parsed, std::move(parsed_or));
   absl::MutexLock lock(&mu_);
   // A sweep no connected GPU could ever run is refused, not queued forever.
   if (std::string why = NeverPlaceableNow(parsed); !why.empty()) {

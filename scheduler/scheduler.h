@@ -12,8 +12,16 @@
 // Leases: a trial is leased to one worker slot with an epoch that grows by one with
 // every lease. ReportMetrics, FinishTrial and Heartbeat name (trial, epoch); a
 // message for an epoch that is not the trial's current lease is refused with
-// FailedPrecondition. Metric reports carry a sequence number per lease; a number not
-// above the last stored one is acknowledged as a duplicate and not stored again.
+// FailedPrecondition. Metric reports carry a sequence number per lease, 1, 2, ...:
+// the worker sends report n + 1 only once report n was acknowledged. A number not
+// above the last stored one is acknowledged as a duplicate and not stored again; a
+// number beyond the next one (or below 1) is refused, as no lease could have sent
+// it.
+//
+// What one request may cost is bounded before the work is done (docs/security.md):
+// the size of a spec, the YAML parse (sweeps/internal/yaml_adapter.h; at most
+// kParallelParses at once), the worker slots of a host, the text kept of a
+// finished trial (kMaxLogTailBytes, ...).
 //
 // Thread safety: every public method is thread-safe (one internal mutex).
 // LeaseTrial may block up to the request's wait_ms waiting for work.
@@ -23,6 +31,9 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -51,7 +62,29 @@ struct SchedulerOptions {
   absl::Duration heartbeat_interval = absl::Seconds(2);
   // Upper bound on how long a LeaseTrial call waits for work.
   absl::Duration max_lease_wait = absl::Seconds(5);
+  // SubmitSweep refuses a longer spec before parsing it (`--max-spec-bytes`); at
+  // most kMaxSpecBytesLimit, the spec parser's own limit.
+  int64_t max_spec_bytes = kDefaultMaxSpecBytes;
+  // Register refuses a slot of a host that already has this many slots not lost
+  // (`--max-workers-per-host`).
+  int max_workers_per_host = 1024;
+  // Seeds the scheduler's randomness (sweep and worker ids, the seeds of sweeps
+  // that give none); unset: a random seed. For tests.
+  std::optional<uint64_t> random_seed;
+
+  static constexpr int64_t kDefaultMaxSpecBytes = 1 << 20;
+  static constexpr int64_t kMaxSpecBytesLimit = 16 << 20;
 };
+
+// What the scheduler keeps of what workers send, whoever sends it.
+// FinishTrial's stdout_tail and stderr_tail: their last 8 KiB (at a character
+// boundary). Its message: its first 8 KiB. Its trial_dir: none beyond 4 KiB.
+inline constexpr size_t kMaxLogTailBytes = 8 << 10;
+inline constexpr size_t kMaxMessageBytes = 8 << 10;
+inline constexpr size_t kMaxPathBytes = 4 << 10;
+// RegisterRequest's host, GPU UUID and GPU name. (A heartbeat's message is cut
+// at kMaxMessageBytes.)
+inline constexpr size_t kMaxNameBytes = 256;
 
 class Scheduler {
  public:
@@ -62,7 +95,11 @@ class Scheduler {
   ~Scheduler();
 
   // ---- worker side
-  // Registers a worker slot. Always succeeds unless the store fails.
+  // Registers a worker slot under a new id that no other worker has or had (its
+  // row is never another's). ResourceExhausted when the host already has
+  // max_workers_per_host slots that are not lost; InvalidArgument for a host, GPU
+  // UUID or GPU name beyond kMaxNameBytes or holding a NUL; Unavailable when the
+  // store fails.
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& req);
   // Leases the next runnable trial to the worker, waiting up to wait_ms for one.
   // Returns has_trial=false when there is none; NotFound for an unknown worker (it
@@ -72,16 +109,26 @@ class Scheduler {
   // The response lists trials to stop. reregister=true for an unknown worker.
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req);
   // Stores metric points. FailedPrecondition for a stale lease; duplicate=true when
-  // the sequence number was already stored.
+  // the sequence number was already stored; InvalidArgument (logged, nothing
+  // stored, the lease's last seq unchanged) for a seq below 1 or beyond the last
+  // stored + 1. A point that cannot be stored (a value or time that is NaN or
+  // infinite, a name that is empty, not UTF-8 or holds a NUL) is left out and the
+  // others are stored: the response counts and names what was rejected, and the
+  // trial's events say so once per metric name.
   absl::StatusOr<v1::ReportMetricsResponse> ReportMetrics(
       const v1::ReportMetricsRequest& req);
-  // Records the trial's outcome. FailedPrecondition for a stale lease; a repeat of
-  // an already recorded outcome returns OK.
+  // Records the trial's outcome, keeping at most the kMax...Bytes above of its
+  // text. FailedPrecondition for a stale lease; a repeat of an already recorded
+  // outcome returns OK.
   absl::StatusOr<v1::FinishTrialResponse> FinishTrial(const v1::FinishTrialRequest& req);
 
   // ---- client side
-  // Parses and stores a new sweep. InvalidArgument for a bad spec (nothing stored).
+  // Parses and stores a new sweep. InvalidArgument for a bad spec, for one beyond
+  // max_spec_bytes (before it is parsed) and for a file name or working directory
+  // beyond kMaxPathBytes (nothing stored). At most kParallelParses specs are parsed
+  // at once; other calls wait their turn.
   absl::StatusOr<v1::SubmitSweepResponse> SubmitSweep(const v1::SubmitSweepRequest& req);
+  static constexpr int kParallelParses = 2;
   // Summaries of one sweep (NotFound if unknown) or of all, and of the workers.
   absl::StatusOr<v1::GetStatusResponse> GetStatus(const v1::GetStatusRequest& req);
   absl::StatusOr<v1::ListTrialsResponse> ListTrials(const v1::ListTrialsRequest& req);
@@ -119,7 +166,11 @@ class Scheduler {
     std::string stop_reason;                    // why it is being stopped
     int64_t final_step = INT64_MIN;
     int64_t last_step = 0;  // highest step of any metric reported
+    // Metric names whose rejected points have an event already (at most
+    // kMaxRejectedNames), so that a trial that keeps sending NaN is told once.
+    std::set<std::string> rejected_names;
   };
+  static constexpr size_t kMaxRejectedNames = 16;
   struct WorkerState {
     WorkerRow row;
     absl::Time last_seen;
@@ -132,7 +183,13 @@ class Scheduler {
   static constexpr double kHeartbeatWriteEvery = 10;  // seconds
 
   Scheduler(Store* store, Clock* clock, SchedulerOptions options)
-      : store_(store), clock_(clock), options_(options) {}
+      : store_(store), clock_(clock), options_(options) {
+    if (options.random_seed) {
+      const uint64_t seed = *options.random_seed;
+      gen_ = absl::BitGen(std::seed_seq{static_cast<uint32_t>(seed),
+                                        static_cast<uint32_t>(seed >> 32)});
+    }
+  }
   // Loads the running sweeps and their queued and running trials from the store
   // (and the workers, with `load_workers`).
   absl::Status Rebuild(bool load_workers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -271,6 +328,9 @@ class Scheduler {
   absl::Time write_retry_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string write_failure_ ABSL_GUARDED_BY(mu_);  // why, while it lasts
   absl::BitGen gen_ ABSL_GUARDED_BY(mu_);
+  // How many SubmitSweep calls parse a spec now (at most kParallelParses).
+  absl::Mutex parse_mu_;
+  int parses_ ABSL_GUARDED_BY(parse_mu_) = 0;
   std::map<std::string, SweepState> sweeps_ ABSL_GUARDED_BY(mu_);  // running or
                                                                     // with live trials
   std::vector<std::string> sweep_order_ ABSL_GUARDED_BY(mu_);  // leasable, oldest first

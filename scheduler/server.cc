@@ -21,6 +21,15 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     return absl::InvalidArgumentError("give both --tls-cert and --tls-key, or neither");
   }
+  if (o.scheduler.max_spec_bytes < 1 ||
+      o.scheduler.max_spec_bytes > SchedulerOptions::kMaxSpecBytesLimit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-spec-bytes must be from 1 to ", SchedulerOptions::kMaxSpecBytesLimit,
+        " (16 MiB, the most the spec parser reads); got ", o.scheduler.max_spec_bytes));
+  }
+  if (o.scheduler.max_workers_per_host < 1) {
+    return absl::InvalidArgumentError("--max-workers-per-host must be at least 1");
+  }
   // A database that may not grow (RLIMIT_FSIZE) must fail its writes, which the
   // scheduler reports and retries, not kill the process.
   signal(SIGXFSZ, SIG_IGN);
@@ -29,8 +38,9 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
   SWEEP_RETURN_IF_ERROR(s->store_->CheckpointInBackground(absl::Milliseconds(200)));
   SWEEP_ASSIGN_OR_RETURN(s->core_,
                          Scheduler::Create(s->store_.get(), SystemClock::Get(), o.scheduler));
-  s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get(), o.token);
-  s->sweep_service_ = std::make_unique<SweepServiceImpl>(s->core_.get(), o.token);
+  const MessageLimits limits = MessageLimits::ForSpecsOf(o.scheduler.max_spec_bytes);
+  s->worker_service_ = std::make_unique<WorkerServiceImpl>(s->core_.get(), o.token, limits);
+  s->sweep_service_ = std::make_unique<SweepServiceImpl>(s->core_.get(), o.token, limits);
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
   if (!o.tls_cert.empty()) {
     grpc::SslServerCredentialsOptions tls;
@@ -42,7 +52,8 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(
   builder.AddListeningPort(o.listen, creds, &port);
   builder.RegisterService(s->worker_service_.get());
   builder.RegisterService(s->sweep_service_.get());
-  builder.SetMaxReceiveMessageSize(16 << 20);
+  // gRPC refuses anything larger as it arrives; each RPC has its own, smaller limit.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(limits.Largest()));
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || port == 0) {
     return absl::UnavailableError(absl::StrCat(

@@ -632,6 +632,23 @@ absl::Status Store::AppendMetrics(const TrialRow& trial,
   });
 }
 
+absl::Status Store::InsertWorker(const WorkerRow& w) {
+  SWEEP_RETURN_IF_ERROR(
+      Stmt(db_, *cache_,
+           "INSERT INTO workers (id, host, pid, slot, gpu_index, gpu_uuid, gpu_name, "
+           "gpu_memory_mib, state, registered_at, last_heartbeat, trial_id) "
+           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING")
+          .Bind(w.id).Bind(w.host).Bind(w.pid).Bind(w.slot)
+          .Bind(w.has_gpu ? std::optional<int>(w.gpu_index) : std::nullopt)
+          .Bind(w.gpu_uuid).Bind(w.gpu_name).Bind(w.gpu_memory_mib).Bind(w.state)
+          .Bind(w.registered_at).Bind(w.last_heartbeat).Bind(w.trial_id)
+          .Run());
+  if (sqlite3_changes(db_) == 0) {
+    return absl::AlreadyExistsError(absl::StrCat("worker id ", w.id, " is taken"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Store::UpsertWorker(const WorkerRow& w) {
   return Stmt(db_, *cache_,
               "INSERT INTO workers (id, host, pid, slot, gpu_index, gpu_uuid, gpu_name, "

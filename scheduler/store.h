@@ -164,6 +164,11 @@ class Store {
   // Adds metric points of `trial` and saves the trial row (last_seq, final and best
   // metric) in one transaction.
   absl::Status AppendMetrics(const TrialRow& trial, const std::vector<MetricRow>& points);
+  // Adds a new worker's row. AlreadyExists when a row with its id exists (which
+  // is left as it was): a registration never takes over another worker's row.
+  absl::Status InsertWorker(const WorkerRow& w);
+  // Writes a known worker's state, heartbeat and trial (the row of a worker the
+  // scheduler loaded or registered; adds it when missing).
   absl::Status UpsertWorker(const WorkerRow& w);
   absl::Status AddEvent(double time, const std::string& kind, const std::string& sweep_id,
                         const std::string& trial_id, const std::string& worker_id,

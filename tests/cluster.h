@@ -29,9 +29,11 @@ class Cluster {
   // worker expires; a test that needs a dead worker's lease to expire passes a
   // shorter one.
   void StartScheduler(double lease_timeout = 30, double heartbeat = 0.2,
-                      const std::string& listen = "127.0.0.1:0") {
+                      const std::string& listen = "127.0.0.1:0",
+                      const std::vector<std::string>& extra_args = {}) {
     lease_timeout_ = lease_timeout;
     heartbeat_ = heartbeat;
+    extra_args_ = extra_args;
     std::string port_file = dir_ / "port";
     std::filesystem::remove(port_file);
     SpawnOptions o;
@@ -39,6 +41,7 @@ class Cluster {
               "--http", "127.0.0.1:0", "--port-file", port_file,
               "--lease-timeout", absl::StrCat(lease_timeout),
               "--heartbeat-interval", absl::StrCat(heartbeat), "--log-level", "debug"};
+    o.argv.insert(o.argv.end(), extra_args.begin(), extra_args.end());
     o.stdout_path = dir_ / "scheduler.log";
     o.stderr_path = dir_ / "scheduler.log";
     auto child = ChildProcess::Spawn(o);
@@ -60,7 +63,7 @@ class Cluster {
     scheduler_->Wait(absl::Seconds(5));
     scheduler_.reset();
     absl::SleepFor(down);
-    StartScheduler(lease_timeout_, heartbeat_, address_);
+    StartScheduler(lease_timeout_, heartbeat_, address_, extra_args_);
   }
 
   // Starts `sweep worker --cpus N`; returns its index in workers().
@@ -128,6 +131,7 @@ class Cluster {
   TempDir dir_;
   std::optional<ChildProcess> scheduler_;
   double lease_timeout_ = 30, heartbeat_ = 0.2;
+  std::vector<std::string> extra_args_;  // StartScheduler's, kept for a restart
   std::vector<ChildProcess> workers_;
   std::string address_;
 };

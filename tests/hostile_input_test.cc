@@ -16,6 +16,7 @@
 #include <fstream>
 #include <future>
 #include <limits>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,12 +33,14 @@
 #include "worker/metrics_reader.h"
 #include "sweep/v1/sweep.grpc.pb.h"
 #include "sweeps/spec.h"
+#include "tests/cluster.h"
 #include "tests/testing.h"
 
 namespace sweep {
 namespace {
 
 using ::sweep::testing::Db;
+using ::sweep::testing::ReadFile;
 using ::sweep::testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
@@ -218,51 +221,124 @@ TEST_F(HostileCoreTest, AnUnknownOutcomeEndsTheTrialAsFailed) {
 // NaN cannot be stored (metrics.value is REAL NOT NULL, and SQLite binds NaN as
 // NULL) and carries no comparable result; infinities would rank a trial best or
 // worst forever. The trial contract drops them at the worker; a client that sends
-// them anyway must be told InvalidArgument, with nothing stored, and its lease
-// must go on working (the same seq is not used up).
-TEST_F(HostileCoreTest, NanAndInfiniteMetricValuesAreRefusedAsInvalidArgument) {
-  const std::vector<v1::ReportMetricsRequest> bad = {
-      Report(1, "loss", kNaN),
-      Report(1, "loss", kInf),
-      Report(1, "loss", -kInf),
-      Report(1, "other_metric", kNaN),
-      Report(1, "loss", 0.5, /*step=*/1, /*time=*/kNaN),
-      Report(1, "loss", 0.5, /*step=*/1, /*time=*/kInf),
+// them anyway loses only those points (issue 20): the report's other points are
+// stored, the response counts what was left out, and the trial's events say so
+// once per metric name.
+TEST_F(HostileCoreTest, NanAndInfiniteValuesAreLeftOutAndTheOtherPointsStored) {
+  v1::ReportMetricsRequest req = Report(1, "loss", 0.25, /*step=*/1);
+  auto add = [&](const std::string& name, double value, int64_t step, double time) {
+    v1::MetricPoint* p = req.add_points();
+    p->set_name(name);
+    p->set_step(step);
+    p->set_value(value);
+    p->set_time(time);
   };
-  for (const v1::ReportMetricsRequest& req : bad) {
-    auto r = core_->ReportMetrics(req);
-    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument)
-        << r.status() << " for " << req.ShortDebugString();
-    EXPECT_THAT(std::string(r.status().message()), HasSubstr("finite"))
-        << "the message should say what is wrong";
-  }
-  // A batch with one bad point among good ones stores none of them.
-  v1::ReportMetricsRequest mixed = Report(1, "loss", 0.25);
-  v1::MetricPoint* nan = mixed.add_points();
-  nan->set_name("loss");
-  nan->set_step(2);
-  nan->set_value(kNaN);
-  EXPECT_EQ(core_->ReportMetrics(mixed).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(StoredPoints(), 0);
-  EXPECT_EQ(Db(dir_ / "sweeps.db")
-                .Value(absl::StrCat("SELECT final_metric FROM trials WHERE id='",
-                                    trial_.trial_id(), "'")),
-            "NULL");
-  ExpectStillServing(1);
+  add("loss", kNaN, 2, 1.0);
+  add("loss", kInf, 3, 1.0);
+  add("acc", -kInf, 1, 1.0);
+  add("loss", 0.5, 4, kNaN);
+  add("loss", 0.5, 5, kInf);
+  add("acc", 0.75, 1, 1.0);
+  auto r = core_->ReportMetrics(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->duplicate());
+  EXPECT_EQ(r->rejected_points(), 5);
+  EXPECT_THAT(r->rejected(), HasSubstr("loss at step 2 has a value or time that is not finite"));
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Query("SELECT name, step, value FROM metrics ORDER BY name"),
+            (std::vector<std::vector<std::string>>{{"acc", "1", "0.75"}, {"loss", "1", "0.25"}}));
+  const std::string trial = absl::StrCat("trial_id='", trial_.trial_id(), "'");
+  EXPECT_EQ(db.Value("SELECT final_metric FROM trials WHERE id='" + trial_.trial_id() + "'"),
+            "0.25");
+  EXPECT_EQ(db.Value("SELECT last_seq FROM trials WHERE id='" + trial_.trial_id() + "'"), "1");
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM events WHERE kind='metric_rejected' AND " + trial),
+            "2");  // loss and acc
+  // More of the same: stored as before, and no new event.
+  auto again = core_->ReportMetrics(Report(2, "loss", kNaN, 6));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->rejected_points(), 1);
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM events WHERE kind='metric_rejected' AND " + trial),
+            "2");
+  EXPECT_EQ(StoredPoints(), 2);
+  ExpectStillServing(3);
 }
 
 // Proto3 string fields are UTF-8 on the wire (the gRPC server refuses anything
 // else, see below); the core must not rely on its caller for that, nor store a
-// point without a name.
-TEST_F(HostileCoreTest, MetricNamesThatAreEmptyOrNotUtf8AreRefusedAsInvalidArgument) {
+// point without a name. Such a point is left out; a good one beside it is stored.
+TEST_F(HostileCoreTest, PointsWithNamesThatAreEmptyOrNotUtf8AreLeftOut) {
+  int64_t seq = 0;
   for (const std::string& name : {std::string(""), std::string("lo\xffss"),
                                   std::string("\xed\xb2\x80"), std::string("a\0b", 3)}) {
-    auto r = core_->ReportMetrics(Report(1, name, 0.5));
-    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument)
-        << r.status() << " for a name of " << name.size() << " bytes";
+    v1::ReportMetricsRequest req = Report(++seq, name, 0.5);
+    v1::MetricPoint* good = req.add_points();
+    good->set_name("loss");
+    good->set_step(seq);
+    good->set_value(0.5);
+    auto r = core_->ReportMetrics(req);
+    ASSERT_TRUE(r.ok()) << r.status() << " for a name of " << name.size() << " bytes";
+    EXPECT_EQ(r->rejected_points(), 1);
+    EXPECT_THAT(r->rejected(), HasSubstr("has an empty name or one that is not UTF-8"));
   }
+  EXPECT_EQ(StoredPoints(), 4);
+  EXPECT_EQ(Db(dir_ / "sweeps.db").Value("SELECT COUNT(*) FROM metrics WHERE name<>'loss'"), "0");
+  ExpectStillServing(seq + 1);
+}
+
+TEST_F(HostileCoreTest, AReportSeqOfInt64MaxIsRefusedAndLaterReportsAreStored) {
+  auto r = core_->ReportMetrics(Report(std::numeric_limits<int64_t>::max(), "loss", 0.5));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("the next one is 1"));
   EXPECT_EQ(StoredPoints(), 0);
-  ExpectStillServing(1);
+  for (int64_t seq = 1; seq <= 3; ++seq) ExpectStillServing(seq);
+}
+
+// A worker cuts the tails it sends at 8 KiB; the scheduler keeps no more whoever
+// sends them: the last 8 KiB, from a character boundary, as UTF-8.
+TEST_F(HostileCoreTest, LogTailsAndMessagesOfAFinishedTrialAreCutToTheirLimits) {
+  std::string tail(15 << 20, 'x');
+  const std::string end = "the end: \xc3\xa9t\xc3\xa9 \xe4\xb8\xad\n";  // été 中
+  tail.replace(tail.size() - end.size(), end.size(), end);
+  // A 3-byte character across the cut: 8192 bytes before the end starts inside it.
+  tail.replace(tail.size() - kMaxLogTailBytes - 1, 3, "\xe4\xb8\xad");
+  v1::FinishTrialRequest fin;
+  fin.set_worker_id(worker_);
+  fin.set_trial_id(trial_.trial_id());
+  fin.set_epoch(trial_.epoch());
+  fin.set_outcome(v1::TRIAL_OUTCOME_FAILED);
+  fin.set_stdout_tail(tail);
+  fin.set_stderr_tail("short\n");
+  fin.set_message(std::string(1 << 20, 'm'));
+  fin.set_trial_dir(std::string(1 << 20, 'd'));
+  ASSERT_TRUE(core_->FinishTrial(fin).ok());
+  Db db(dir_ / "sweeps.db");
+  const std::string where = absl::StrCat(" FROM trials WHERE id='", trial_.trial_id(), "'");
+  const std::string stored = db.Value("SELECT stdout_tail" + where);
+  EXPECT_EQ(stored.size(), kMaxLogTailBytes - 2);  // the cut character's last 2 bytes dropped
+  EXPECT_EQ(stored, tail.substr(tail.size() - stored.size()));
+  EXPECT_EQ(db.Value("SELECT stderr_tail" + where), "short\n");
+  EXPECT_EQ(db.Value("SELECT length(message)" + where), absl::StrCat(kMaxMessageBytes));
+  EXPECT_EQ(db.Value("SELECT trial_dir" + where), "");
+  EXPECT_EQ(db.Value("SELECT state" + where), "failed");
+}
+
+TEST_F(HostileCoreTest, ASpecBeyondTheSizeLimitIsRefusedBeforeItIsParsed) {
+  v1::SubmitSweepRequest submit;
+  // Not even YAML: a parse would say so; the size check comes first.
+  submit.set_spec_yaml(std::string(SchedulerOptions::kDefaultMaxSpecBytes + 1, '['));
+  submit.set_file_name("big.yaml");
+  auto r = core_->SubmitSweep(submit);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  EXPECT_EQ(r.status().message(),
+            "big.yaml: the spec is 1048577 bytes, more than the 1048576 this scheduler "
+            "takes (sweep scheduler --max-spec-bytes); the sweep was not submitted");
+  submit.set_spec_yaml(kSpec);
+  submit.set_file_name(std::string(5000, 'f'));
+  EXPECT_EQ(core_->SubmitSweep(submit).status().code(), absl::StatusCode::kInvalidArgument);
+  submit.set_file_name("ok.yaml");
+  submit.set_working_dir(std::string(5000, 'w'));
+  EXPECT_EQ(core_->SubmitSweep(submit).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Db(dir_ / "sweeps.db").Value("SELECT COUNT(*) FROM sweeps"), "1");  // SetUp's
 }
 
 TEST_F(HostileCoreTest, ExtremeStepsAreStoredWithoutHarm) {
@@ -588,14 +664,50 @@ TEST_F(HostileWireTest, AMessageBeyondTheSizeLimitIsRefusedAsResourceExhausted) 
   ExpectAlive(1);
 }
 
-TEST_F(HostileWireTest, NanOverTheWireIsInvalidArgumentAndTheServerStaysUp) {
+// Each RPC has a limit of its own (scheduler/service.h), far below the transport's
+// 16 MiB for those that need little.
+TEST_F(HostileWireTest, RequestsBeyondTheirRpcsLimitAreRefusedBeforeTheCore) {
+  LeaseOne();
+  grpc::ClientContext c1;
+  v1::RegisterRequest reg;
+  reg.set_host(std::string(100 << 10, 'h'));
+  v1::RegisterResponse registered;
+  grpc::Status st = workers_->Register(&c1, reg, &registered);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_THAT(st.error_message(), HasSubstr("a Register request of 102404 bytes is more than "
+                                            "the 65536 this scheduler takes"));
+  grpc::ClientContext c2;
+  v1::LeaseTrialRequest lease;
+  lease.set_worker_id(std::string(1 << 20, 'w'));
+  v1::LeaseTrialResponse leased;
+  EXPECT_EQ(workers_->LeaseTrial(&c2, lease, &leased).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  grpc::ClientContext c3;
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id(worker_);
+  hb.set_message(std::string(2 << 20, 'm'));
+  v1::HeartbeatResponse beat;
+  EXPECT_EQ(workers_->Heartbeat(&c3, hb, &beat).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  grpc::ClientContext c4;
+  v1::GetStatusRequest status;
+  status.set_sweep_id(std::string(1 << 20, 's'));
+  v1::GetStatusResponse got;
+  EXPECT_EQ(sweeps_->GetStatus(&c4, status, &got).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Db(dir_ / "sweeps.db").Value("SELECT COUNT(*) FROM workers"), "1");
+  ExpectAlive(1);
+}
+
+TEST_F(HostileWireTest, NanOverTheWireIsLeftOutAndTheServerStaysUp) {
   LeaseOne();
   grpc::ClientContext ctx;
   v1::ReportMetricsResponse resp;
   grpc::Status st = workers_->ReportMetrics(&ctx, Report(1, "loss", kNaN), &resp);
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(resp.rejected_points(), 1);
   EXPECT_EQ(StoredPoints(), 0);
-  ExpectAlive(1);
+  ExpectAlive(2);
 }
 
 TEST_F(HostileWireTest, ManyStaleReportsInParallelAreAllRefusedAndHarmless) {
@@ -620,6 +732,248 @@ TEST_F(HostileWireTest, ManyStaleReportsInParallelAreAllRefusedAndHarmless) {
   EXPECT_EQ(refused.load(), 8 * 25);
   EXPECT_EQ(StoredPoints(), 0);
   ExpectAlive(1);
+}
+
+
+// ---------------------------------------------------------------- a real scheduler
+
+// Issue 20 against a real `sweep scheduler` process over gRPC, as a client that
+// does not go through the CLI (or a worker that does not cut what it sends) would.
+class HostileProcessTest : public ::testing::Test {
+ protected:
+  void Start(const std::vector<std::string>& args = {}) {
+    ASSERT_NO_FATAL_FAILURE(
+        c_.StartScheduler(/*lease_timeout=*/30, /*heartbeat=*/2, "127.0.0.1:0", args));
+    channel_ = grpc::CreateChannel(c_.address(), grpc::InsecureChannelCredentials());
+    workers_ = v1::WorkerService::NewStub(channel_);
+    sweeps_ = v1::SweepService::NewStub(channel_);
+  }
+
+  // The scheduler's peak resident memory (VmHWM), in MiB.
+  int64_t PeakMib() {
+    const std::string status = ReadFile(absl::StrCat("/proc/", c_.scheduler_pid(), "/status"));
+    const size_t at = status.find("VmHWM:");
+    if (at == std::string::npos) return -1;
+    return std::stoll(status.substr(at + 6)) / 1024;
+  }
+
+  grpc::Status Submit(const std::string& yaml, v1::SubmitSweepResponse* resp = nullptr) {
+    v1::SubmitSweepRequest req;
+    req.set_spec_yaml(yaml);
+    req.set_file_name("big.yaml");
+    v1::SubmitSweepResponse ignored;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    return sweeps_->SubmitSweep(&ctx, req, resp ? resp : &ignored);
+  }
+
+  // Sends every spec of `specs` at once; returns the statuses, in order.
+  std::vector<grpc::Status> SubmitAtOnce(const std::vector<std::string>& specs) {
+    std::vector<grpc::Status> out(specs.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      threads.emplace_back([&, i] { out[i] = Submit(specs[i]); });
+    }
+    for (std::thread& t : threads) t.join();
+    return out;
+  }
+
+  // Submits kSpec, registers a worker on `host` and leases a trial.
+  void LeaseOne() {
+    ASSERT_TRUE(Submit(kSpec).ok());
+    grpc::ClientContext c1;
+    v1::RegisterRequest reg;
+    reg.set_host("node1");
+    v1::RegisterResponse registered;
+    ASSERT_TRUE(workers_->Register(&c1, reg, &registered).ok());
+    worker_ = registered.worker_id();
+    grpc::ClientContext c2;
+    v1::LeaseTrialRequest lease;
+    lease.set_worker_id(worker_);
+    v1::LeaseTrialResponse leased;
+    ASSERT_TRUE(workers_->LeaseTrial(&c2, lease, &leased).ok());
+    ASSERT_TRUE(leased.has_trial());
+    trial_ = leased.trial();
+  }
+
+  grpc::Status Report(int64_t seq, v1::ReportMetricsResponse* resp) {
+    v1::ReportMetricsRequest req;
+    req.set_worker_id(worker_);
+    req.set_trial_id(trial_.trial_id());
+    req.set_epoch(trial_.epoch());
+    req.set_seq(seq);
+    v1::MetricPoint* p = req.add_points();
+    p->set_step(seq);
+    p->set_name("loss");
+    p->set_value(1.0 / (seq + 1));
+    p->set_time(1.0);
+    grpc::ClientContext ctx;
+    return workers_->ReportMetrics(&ctx, req, resp);
+  }
+
+  sweep::testing::Cluster c_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::WorkerService::Stub> workers_;
+  std::unique_ptr<v1::SweepService::Stub> sweeps_;
+  std::string worker_;
+  v1::TrialAssignment trial_;
+};
+
+// A spec of `bytes` bytes whose one parameter has a list of zeros, in `style`:
+// "flow" ([0, 0, ...] on one line), "nested" ([[0, 0, ...]]) or "block".
+std::string BigSpec(size_t bytes, const std::string& style) {
+  std::string out = "method: grid\nprogram: p\nparameters:\n  p:\n    values:";
+  const std::string item = style == "block" ? "\n    - 0" : " 0,";
+  out += style == "flow" ? " [" : style == "nested" ? " [[" : "";
+  while (out.size() + item.size() + 4 < bytes) out += item;
+  out += style == "flow" ? "]\n" : style == "nested" ? "]]\n" : "\n";
+  return out;
+}
+
+TEST_F(HostileProcessTest, FourFifteenMegabyteSpecsAtOnceAreRefusedQuicklyInLittleMemory) {
+  Start();
+  const int64_t before = PeakMib();
+  std::vector<std::string> specs;
+  for (const char* style : {"flow", "nested", "block", "flow"}) {
+    specs.push_back(BigSpec(15 << 20, style));
+  }
+  const absl::Time start = absl::Now();
+  std::vector<grpc::Status> refused = SubmitAtOnce(specs);
+  const absl::Duration took = absl::Now() - start;
+  for (const grpc::Status& st : refused) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_THAT(st.error_message(),
+                HasSubstr("more than the 1048576 this scheduler takes (sweep scheduler "
+                          "--max-spec-bytes)"));
+  }
+  const int64_t after_big = PeakMib();
+  // Just under the size limit, each shape past the parser's limits: refused while
+  // parsing, at the node limit or when yaml-cpp would read too far ahead.
+  specs.clear();
+  for (const char* style : {"flow", "nested", "block", "nested"}) {
+    specs.push_back(BigSpec(1000000, style));
+  }
+  const absl::Time start_parse = absl::Now();
+  refused = SubmitAtOnce(specs);
+  const absl::Duration took_parse = absl::Now() - start_parse;
+  for (const grpc::Status& st : refused) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_THAT(st.error_message(), ::testing::AnyOf(HasSubstr("more than 100000 YAML nodes"),
+                                                     HasSubstr("write long lists in block")));
+  }
+  const int64_t peak = PeakMib();
+  std::cout << "scheduler peak RSS: " << before << " MiB at start, " << after_big
+            << " MiB after four 15 MB specs (refused in " << took << "), " << peak
+            << " MiB after four 1 MB specs past the node limits (refused in " << took_parse
+            << ")\n";
+  RecordProperty("peak_rss_mib", static_cast<int>(peak));
+  EXPECT_LT(peak, 512);
+  // It still takes a sweep.
+  v1::SubmitSweepResponse ok;
+  grpc::Status st = Submit(kSpec, &ok);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_FALSE(ok.sweep_id().empty());
+}
+
+TEST_F(HostileProcessTest, ASpecLimitRaisedByFlagTakesALargerSpec) {
+  Start({"--max-spec-bytes", "4194304"});
+  // 2 MiB, most of it a comment.
+  const std::string spec = absl::StrCat(kSpec, "# ", std::string(2 << 20, 'c'), "\n");
+  grpc::Status st = Submit(spec);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  st = Submit(BigSpec(5 << 20, "block"));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("more than the 4194304 this scheduler takes"));
+}
+
+TEST_F(HostileProcessTest, ThreeThousandRegistrationsFromOneHostOverwriteNoRow) {
+  // A bound below 3,000: the excess is refused with a clear error, the rest get
+  // rows of their own.
+  Start({"--max-workers-per-host", "2500"});
+  constexpr int kCalls = 3000, kThreads = 6;
+  std::vector<std::string> ids(kCalls);
+  std::vector<grpc::Status> statuses(kCalls);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t; i < kCalls; i += kThreads) {
+        v1::RegisterRequest req;
+        req.set_host("node1");
+        req.set_pid(i + 1);
+        v1::RegisterResponse resp;
+        grpc::ClientContext ctx;
+        statuses[i] = workers_->Register(&ctx, req, &resp);
+        ids[i] = resp.worker_id();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::set<std::string> distinct;
+  int registered = 0, refused = 0;
+  Db db(c_.db());
+  for (int i = 0; i < kCalls; ++i) {
+    if (statuses[i].ok()) {
+      ++registered;
+      distinct.insert(ids[i]);
+      EXPECT_EQ(db.Value("SELECT pid FROM workers WHERE id='" + ids[i] + "'"),
+                absl::StrCat(i + 1));
+    } else {
+      ++refused;
+      EXPECT_EQ(statuses[i].error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+      EXPECT_THAT(statuses[i].error_message(),
+                  HasSubstr("host node1 already has 2500 worker slots registered"));
+    }
+  }
+  EXPECT_EQ(registered, 2500);
+  EXPECT_EQ(refused, 500);
+  EXPECT_EQ(distinct.size(), 2500u);
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM workers"), "2500");
+  EXPECT_EQ(db.Value("SELECT COUNT(DISTINCT pid) FROM workers"), "2500");
+}
+
+TEST_F(HostileProcessTest, AFifteenMegabyteLogTailIsStoredAsItsLastEightKib) {
+  Start();
+  ASSERT_NO_FATAL_FAILURE(LeaseOne());
+  std::string tail(15 << 20, 'x');
+  for (size_t i = 0; i < tail.size(); i += 100) tail[i] = '\n';
+  tail += "the last line\n";
+  v1::FinishTrialRequest fin;
+  fin.set_worker_id(worker_);
+  fin.set_trial_id(trial_.trial_id());
+  fin.set_epoch(trial_.epoch());
+  fin.set_outcome(v1::TRIAL_OUTCOME_COMPLETED);
+  fin.set_stdout_tail(tail.substr(tail.size() - (64 << 10)));
+  fin.set_stderr_tail(tail);
+  v1::FinishTrialResponse resp;
+  grpc::ClientContext ctx;
+  grpc::Status st = workers_->FinishTrial(&ctx, fin, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+  Db db(c_.db());
+  const std::string where = " FROM trials WHERE id='" + trial_.trial_id() + "'";
+  EXPECT_EQ(db.Value("SELECT state" + where), "completed");
+  for (const char* column : {"stdout_tail", "stderr_tail"}) {
+    EXPECT_EQ(db.Value(absl::StrCat("SELECT ", column, where)),
+              tail.substr(tail.size() - kMaxLogTailBytes));
+  }
+}
+
+TEST_F(HostileProcessTest, AReportSeqOfInt64MaxIsRefusedAndLaterReportsAreStored) {
+  Start();
+  ASSERT_NO_FATAL_FAILURE(LeaseOne());
+  v1::ReportMetricsResponse resp;
+  grpc::Status st = Report(std::numeric_limits<int64_t>::max(), &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_THAT(st.error_message(), HasSubstr("the next one is 1"));
+  for (int64_t seq = 1; seq <= 3; ++seq) {
+    st = Report(seq, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_FALSE(resp.duplicate()) << seq;
+  }
+  Db db(c_.db());
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM metrics"), "3");
+  EXPECT_EQ(db.Value("SELECT last_seq FROM trials WHERE id='" + trial_.trial_id() + "'"), "3");
+  EXPECT_THAT(ReadFile(c_.dir() / "scheduler.log"),
+              HasSubstr("refused a report with seq 9223372036854775807"));
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 
 #include <filesystem>
+#include <limits>
+#include <set>
 #include <thread>
 
 #include "sweeps/sampler.h"
@@ -739,6 +741,124 @@ TEST_F(SchedulerTest, ARetriedFinishGetsTheSameNextTrialAgain) {
   EXPECT_EQ(again->next().trial_id(), first->next().trial_id());
   EXPECT_EQ(again->next().epoch(), first->next().epoch());
   EXPECT_EQ(again->next().trial_id(), TrialId(sweep, 1));
+}
+
+
+// ---------------------------------------------------------------- issue 20
+
+TEST_F(SchedulerTest, ThreeThousandRegistrationsFromOneHostGetDistinctIdsAndRows) {
+  options_.max_workers_per_host = 3000;
+  Open();
+  std::set<std::string> ids;
+  for (int i = 0; i < 3000; ++i) {
+    v1::RegisterRequest req;
+    req.set_host("node1");
+    req.set_pid(i);  // each row must keep the pid of its own registration
+    auto resp = core_->Register(req);
+    ASSERT_TRUE(resp.ok()) << resp.status();
+    EXPECT_THAT(resp->worker_id(), ::testing::MatchesRegex("node1/cpu0-[0-9a-f]{16}"));
+    ids.insert(resp->worker_id());
+  }
+  EXPECT_EQ(ids.size(), 3000u);
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Value("SELECT COUNT(DISTINCT id) FROM workers"), "3000");
+  EXPECT_EQ(db.Value("SELECT COUNT(DISTINCT pid) FROM workers"), "3000");
+}
+
+TEST_F(SchedulerTest, RegistrationsBeyondTheHostLimitAreRefusedUntilASlotIsLost) {
+  options_.max_workers_per_host = 3;
+  Open();
+  std::vector<std::string> workers;
+  for (int i = 0; i < 3; ++i) workers.push_back(RegisterCpu());
+  v1::RegisterRequest req;
+  req.set_host("node1");
+  auto refused = core_->Register(req);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("host node1 already has 3 worker slots registered"));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("--max-workers-per-host"));
+  req.set_host("node2");
+  EXPECT_TRUE(core_->Register(req).ok()) << "other hosts are not affected";
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM workers WHERE host='node1'"), "3");
+  // Once node1's slots are lost (silent for a lease timeout), it may register again.
+  clock_.Advance(options_.lease_timeout + absl::Seconds(1));
+  core_->Tick();
+  req.set_host("node1");
+  EXPECT_TRUE(core_->Register(req).ok());
+}
+
+TEST_F(SchedulerTest, RegistrationsAreRefusedForHostsAndGpuNamesThatAreTooLongOrNotText) {
+  v1::RegisterRequest req;
+  req.set_host(std::string(kMaxNameBytes + 1, 'h'));
+  EXPECT_EQ(core_->Register(req).status().code(), absl::StatusCode::kInvalidArgument);
+  req.set_host(std::string("no\0de", 5));
+  EXPECT_EQ(core_->Register(req).status().code(), absl::StatusCode::kInvalidArgument);
+  req.set_host("node1");
+  req.mutable_gpu()->set_name(std::string(100000, 'g'));
+  EXPECT_EQ(core_->Register(req).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Db(dir_ / "sweeps.db").Value("SELECT COUNT(*) FROM workers"), "0");
+}
+
+// With the same seed a second scheduler draws the id the first one gave: it must
+// draw again rather than take over the row, whether its worker is connected or
+// was lost before the restart (lost workers are not loaded into memory).
+TEST_F(SchedulerTest, ARegistrationNeverTakesOverTheRowOfAnotherWorker) {
+  for (const std::string state : {"idle", "lost"}) {
+    SCOPED_TRACE(state);
+    options_.random_seed = 20;
+    std::filesystem::remove_all(dir_ / "sweeps.db");
+    std::filesystem::remove_all(dir_ / "sweeps.db-wal");
+    std::filesystem::remove_all(dir_ / "sweeps.db-shm");
+    Open();
+    v1::RegisterRequest req;
+    req.set_host("node1");
+    req.set_pid(111);
+    auto first = core_->Register(req);
+    ASSERT_TRUE(first.ok()) << first.status();
+    if (state == "lost") {
+      clock_.Advance(options_.lease_timeout + absl::Seconds(1));
+      core_->Tick();
+    }
+    Open();  // the same seed again
+    req.set_pid(222);
+    auto second = core_->Register(req);
+    ASSERT_TRUE(second.ok()) << second.status();
+    EXPECT_NE(second->worker_id(), first->worker_id());
+    Db db(dir_ / "sweeps.db");
+    EXPECT_EQ(db.Value("SELECT pid FROM workers WHERE id='" + first->worker_id() + "'"), "111");
+    EXPECT_EQ(db.Value("SELECT state FROM workers WHERE id='" + first->worker_id() + "'"),
+              state);
+    EXPECT_EQ(db.Value("SELECT pid FROM workers WHERE id='" + second->worker_id() + "'"),
+              "222");
+  }
+}
+
+TEST_F(SchedulerTest, AReportWhoseSeqNoLeaseCouldHaveSentIsRefusedAndTheLeaseGoesOn) {
+  Submit(kGrid);
+  std::string w = RegisterCpu();
+  auto a = Lease(w);
+  ASSERT_TRUE(a);
+  for (int64_t seq : {std::numeric_limits<int64_t>::max(), int64_t{2}, int64_t{0},
+                      int64_t{-1}, std::numeric_limits<int64_t>::min()}) {
+    auto r = Report(w, *a, seq, 0.5, 1);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << seq;
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("the next one is 1"));
+  }
+  Db db(dir_ / "sweeps.db");
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM metrics"), "0");
+  EXPECT_EQ(db.Value("SELECT last_seq FROM trials WHERE id='" + a->trial_id() + "'"), "0");
+  // The lease's reports go on: 1 and 2 are stored, a retry of 2 is a duplicate, and
+  // a jump from 2 to 4 is refused too.
+  for (int64_t seq : {1, 2}) {
+    auto r = Report(w, *a, seq, 1.0 / seq, seq);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_FALSE(r->duplicate());
+  }
+  EXPECT_TRUE(Report(w, *a, 2, 0.5, 2)->duplicate());
+  EXPECT_EQ(Report(w, *a, 4, 0.25, 4).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM metrics"), "2");
+  EXPECT_EQ(db.Value("SELECT last_seq FROM trials WHERE id='" + a->trial_id() + "'"), "2");
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -1015,6 +1016,99 @@ TEST(ParseSpecErrorTest, AnAliasThatContainsItselfIsAnErrorNotACrash) {
   EXPECT_EQ(ErrorOf(OneParameter("    value: &loop [1, *loop]\n")),
             "x.yaml:4:12: parameters.p.value[1]: an alias that refers to a "
             "node containing it");
+}
+
+// The limits of issue 20: each bounds the work of a parse before it is done.
+
+// `path` and one more level of key "a".
+std::string JoinKeys(const std::string& path) {
+  return path.empty() ? "a" : path + ".a";
+}
+
+TEST(ParseSpecErrorTest, ATextBeyondSixteenMibIsRefusedBeforeItIsParsed) {
+  // Text that yaml-cpp could not even scan: were it parsed, the message would
+  // be a syntax error.
+  const std::string text = "method: [" + std::string((16 << 20) + 1, '[');
+  EXPECT_EQ(ErrorOf(text),
+            absl::StrCat("x.yaml: the spec is ", text.size(),
+                         " bytes, more than the 16777216 a spec may have"));
+}
+
+TEST(ParseSpecErrorTest, TheNodeLimitEndsTheParseAtTheFirstNodeTooMany) {
+  // 100,000 items and a syntax error after them: the parse stops at the node
+  // limit and never reaches the error.
+  std::string values;
+  for (int i = 0; i < 100000; ++i) values += "0, ";
+  const std::string message = ErrorOf(OneParameter(
+      "    values: [" + values + "]] this is no YAML {\n", "grid"));
+  // Nodes 1-5 are the root, method's value, parameters, p and values; items
+  // count from 6, so item 99995 is node 100,001. Items start at column 14, 3
+  // bytes apart.
+  EXPECT_EQ(message,
+            absl::StrCat("x.yaml:4:", 14 + 3 * 99995,
+                         ": parameters.p.values[99995]: the spec has more than "
+                         "100000 YAML nodes (counting alias expansions)"));
+}
+
+TEST(ParseSpecErrorTest, AliasExpansionsCountTowardsTheNodeLimitWhileParsing) {
+  // A billion laughs, then a syntax error that a full parse would report.
+  std::string text =
+      "method: grid\nprogram: p\nparameters:\n  a: &a [0,0,0,0,0,0,0,0,0,0]\n";
+  for (char c = 'b'; c <= 'f'; ++c) {
+    const char prev = static_cast<char>(c - 1);
+    absl::StrAppend(&text, "  ", std::string(1, c), ": &", std::string(1, c),
+                    " [");
+    for (int i = 0; i < 10; ++i) {
+      absl::StrAppend(&text, i ? "," : "", "*", std::string(1, prev));
+    }
+    absl::StrAppend(&text, "]\n");
+  }
+  text += "  g: ]] this is no YAML\n";
+  const std::string message = ErrorOf(text);
+  EXPECT_THAT(message, ::testing::StartsWith("x.yaml:8:"));
+  EXPECT_THAT(
+      message,
+      ::testing::HasSubstr(
+          ": parameters.e[7]: the spec has more than 100000 YAML nodes"));
+}
+
+TEST(ParseSpecErrorTest, TheDepthLimitEndsTheParseAtTheFirstLevelTooDeep) {
+  // x is depth 1, so its 65th bracket opens depth 65; its column is 4 + 64.
+  std::string path = "x";
+  for (int i = 0; i < 64; ++i) path += "[0]";
+  EXPECT_EQ(ErrorOf("method: grid\nx: " + std::string(100, '[') +
+                    std::string(100, ']') + "\n"),
+            absl::StrCat("x.yaml:2:", 4 + 64, ": ", path,
+                         ": nested deeper than 64 levels"));
+  // In block style, with a syntax error after the deep part that is never
+  // reached.
+  std::string text = "method: grid\n";
+  path = "";
+  for (int i = 0; i < 70; ++i) {
+    absl::StrAppend(&text, std::string(2 * i, ' '), "a:\n");
+    if (i < 65) path = JoinKeys(path);
+  }
+  absl::StrAppend(&text, "b: ]] this is no YAML\n");
+  EXPECT_EQ(ErrorOf(text), absl::StrCat("x.yaml:67:", 2 * 65 + 1, ": ", path,
+                                        ": nested deeper than 64 levels"));
+}
+
+TEST(ParseSpecErrorTest,
+     ALongFlowListInsideAnotherFlowCollectionIsRefusedAsItIsRead) {
+  // yaml-cpp would hold every token of the inner list in memory until it ends
+  // (a 1 MiB spec of this shape took 100 MB, a 15 MB one 1.4 GB).
+  std::string values;
+  for (int i = 0; i < 40000; ++i) values += "0, ";
+  const std::string message = ErrorOf(OneParameter(
+      "    values: [[" + values + "]]] this is no YAML\n", "grid"));
+  EXPECT_THAT(message, ::testing::StartsWith(
+                           "x.yaml:4:13: parameters.p.values[0]: more than "
+                           "32768 of [ ] { } , : follow here"));
+  EXPECT_THAT(message, ::testing::HasSubstr("write long lists in block style"));
+  // The same list, not nested in another flow collection, is read as it goes.
+  values.resize(values.size() - 2);
+  Parse("method: grid\nprogram: p\nparameters:\n  p:\n    values: [" + values +
+        "]\n");
 }
 
 // ---------------------------------------------------------------------------

@@ -95,6 +95,30 @@ TEST(StoreTest, MissingRowsAreNotFound) {
   EXPECT_EQ(store->LoadTrial("nope-0001").status().code(), absl::StatusCode::kNotFound);
 }
 
+// A registration never takes over another worker's row (issue 20).
+TEST(StoreTest, InsertingAWorkerWhoseIdIsTakenFailsAndLeavesTheRowAsItWas) {
+  TempDir dir;
+  auto store = Store::Open(dir / "sweeps.db");
+  ASSERT_TRUE(store.ok()) << store.status();
+  WorkerRow w;
+  w.id = "node1/cpu0-00000000000000aa";
+  w.host = "node1";
+  w.pid = 111;
+  w.state = "lost";
+  ASSERT_TRUE((*store)->InsertWorker(w).ok());
+  WorkerRow other = w;
+  other.pid = 222;
+  other.state = "idle";
+  absl::Status st = (*store)->InsertWorker(other);
+  EXPECT_EQ(st.code(), absl::StatusCode::kAlreadyExists) << st;
+  Db db(dir / "sweeps.db");
+  EXPECT_EQ(db.Query("SELECT pid, state FROM workers"),
+            (std::vector<std::vector<std::string>>{{"111", "lost"}}));
+  other.id = "node1/cpu0-00000000000000bb";
+  EXPECT_TRUE((*store)->InsertWorker(other).ok());
+  EXPECT_EQ(db.Value("SELECT COUNT(*) FROM workers"), "2");
+}
+
 TEST(StoreTest, FailedTransactionLeavesNothingBehind) {
   TempDir dir;
   auto store = *Store::Open(dir / "s.db");
