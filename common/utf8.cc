@@ -36,4 +36,40 @@ size_t FirstInvalidUtf8(std::string_view text) {
   return std::string_view::npos;
 }
 
+std::string CleanUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    size_t bad = FirstInvalidUtf8(text);
+    std::string_view good = text.substr(0, bad);
+    for (char c : good) {
+      if (c != '\0') out.push_back(c);
+    }
+    if (bad == std::string_view::npos) break;
+    text.remove_prefix(bad + 1);
+  }
+  return out;
+}
+
+std::string Utf8Tail(std::string_view text, size_t max) {
+  if (text.size() > max) {
+    text.remove_prefix(text.size() - max);
+    // Skip the rest of a character cut in two (continuation bytes 10xxxxxx).
+    for (int i = 0; i < 3 && !text.empty() && (text[0] & 0xC0) == 0x80; ++i) {
+      text.remove_prefix(1);
+    }
+  }
+  return CleanUtf8(text);
+}
+
+std::string Utf8Head(std::string_view text, size_t max) {
+  if (text.size() > max) {
+    size_t end = max;
+    // Drop a character cut in two: back to the start of the last one.
+    while (end > 0 && (text[end] & 0xC0) == 0x80 && max - end < 3) --end;
+    text = text.substr(0, end);
+  }
+  return CleanUtf8(text);
+}
+
 }  // namespace sweep

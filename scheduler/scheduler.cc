@@ -45,45 +45,6 @@ std::string RejectReason(const v1::MetricPoint& p, const std::string& shown_name
 // How much of a metric name the messages about it show.
 constexpr size_t kShownNameBytes = 128;
 
-// `text` without the bytes that are not part of valid UTF-8, and without NULs.
-std::string CleanUtf8(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  while (!text.empty()) {
-    size_t bad = FirstInvalidUtf8(text);
-    std::string_view good = text.substr(0, bad);
-    for (char c : good) {
-      if (c != '\0') out.push_back(c);
-    }
-    if (bad == std::string_view::npos) break;
-    text.remove_prefix(bad + 1);
-  }
-  return out;
-}
-
-// The last `max` bytes of `text` at most, from a character boundary, as UTF-8.
-std::string KeepTail(std::string_view text, size_t max) {
-  if (text.size() > max) {
-    text.remove_prefix(text.size() - max);
-    // Skip the rest of a character cut in two (continuation bytes 10xxxxxx).
-    for (int i = 0; i < 3 && !text.empty() && (text[0] & 0xC0) == 0x80; ++i) {
-      text.remove_prefix(1);
-    }
-  }
-  return CleanUtf8(text);
-}
-
-// The first `max` bytes of `text` at most, to a character boundary, as UTF-8.
-std::string KeepHead(std::string_view text, size_t max) {
-  if (text.size() > max) {
-    size_t end = max;
-    // Drop a character cut in two: back to the start of the last one.
-    while (end > 0 && (text[end] & 0xC0) == 0x80 && max - end < 3) --end;
-    text = text.substr(0, end);
-  }
-  return CleanUtf8(text);
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Store* store, Clock* clock,
@@ -663,7 +624,7 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::HeartbeatLocked(const v1::Heart
     trial = r.trial_id();
     if (r.has_usage()) RecordGpuUsage(**t, r.usage(), "", /*final=*/false);
   }
-  if (std::string message = KeepHead(req.message(), kMaxMessageBytes); w.message != message) {
+  if (std::string message = Utf8Head(req.message(), kMaxMessageBytes); w.message != message) {
     w.message = std::move(message);
     if (absl::Status st = store_->UpdateWorkerMessage(w.row.id, w.message); !st.ok()) {
       spdlog::warn("could not save worker {}: {}", w.row.id, std::string(st.message()));
@@ -715,11 +676,11 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetricsLocked(const v
   std::vector<const v1::MetricPoint*> accepted;
   accepted.reserve(req.points_size());
   for (const v1::MetricPoint& p : req.points()) {
-    if (std::string why = RejectReason(p, KeepHead(p.name(), kShownNameBytes)); !why.empty()) {
+    if (std::string why = RejectReason(p, Utf8Head(p.name(), kShownNameBytes)); !why.empty()) {
       // One bad point loses only itself.
       if (resp.rejected_points() == 0) resp.set_rejected(why);
       resp.set_rejected_points(resp.rejected_points() + 1);
-      std::string name = KeepHead(p.name(), kShownNameBytes);
+      std::string name = Utf8Head(p.name(), kShownNameBytes);
       if (t->rejected_names.size() < kMaxRejectedNames &&
           t->rejected_names.insert(name).second) {
         Event("metric_rejected", t->row.sweep_id, t->row.id, t->row.worker_id,
@@ -755,7 +716,7 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetricsLocked(const v
   // kept to 1 KiB of clean text.
   constexpr int kMaxNotices = 16;
   for (int i = 0; i < req.notices_size() && i < kMaxNotices; ++i) {
-    Event("trial_notice", row.sweep_id, row.id, req.worker_id(), KeepHead(req.notices(i), 1024));
+    Event("trial_notice", row.sweep_id, row.id, req.worker_id(), Utf8Head(req.notices(i), 1024));
   }
   t->row = std::move(row);
   t->final_step = final_step;
@@ -830,13 +791,13 @@ absl::StatusOr<v1::FinishTrialResponse> Scheduler::FinishTrialLocked(const v1::F
   // Whoever sent them, the logs' tails and the message are kept short
   // (docs/security.md): the dashboard serves them on every refresh.
   t.row.trial_dir = req.trial_dir().size() <= kMaxPathBytes ? CleanUtf8(req.trial_dir()) : "";
-  t.row.stdout_tail = KeepTail(req.stdout_tail(), kMaxLogTailBytes);
-  t.row.stderr_tail = KeepTail(req.stderr_tail(), kMaxLogTailBytes);
+  t.row.stdout_tail = Utf8Tail(req.stdout_tail(), kMaxLogTailBytes);
+  t.row.stderr_tail = Utf8Tail(req.stderr_tail(), kMaxLogTailBytes);
   if (req.stdout_tail().size() > kMaxLogTailBytes || req.stderr_tail().size() > kMaxLogTailBytes) {
     spdlog::warn("trial {}: kept the last {} bytes of log tails of {} and {} bytes", t.row.id,
                  kMaxLogTailBytes, req.stdout_tail().size(), req.stderr_tail().size());
   }
-  const std::string message = KeepHead(req.message(), kMaxMessageBytes);
+  const std::string message = Utf8Head(req.message(), kMaxMessageBytes);
   if (req.outcome() == v1::TRIAL_OUTCOME_RELEASED) {
     SWEEP_RETURN_IF_ERROR(LoseLease(t, absl::StrCat("released by worker ", worker_id,
                                                     (message.empty() ? "" : ": "), message),

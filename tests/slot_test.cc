@@ -17,11 +17,13 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/utf8.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
@@ -394,6 +396,18 @@ TEST_F(SlotTest, AReportThatHangsHoldsUpNoHeartbeat) {
   ASSERT_TRUE(link_.AwaitCalls(Method::kFinish, 1));
   EXPECT_EQ(link_.finishes()[0].request.outcome(), v1::TRIAL_OUTCOME_COMPLETED);
   EXPECT_EQ(link_.reports().size(), 1u);
+}
+
+TEST_F(SlotTest, LogTailsThatAreNoUtf8AreCleanedSoTheOutcomeCanBeSent) {
+  // Invalid bytes, and a three-byte character that the 8 KiB tail cuts in two.
+  link_.QueueTrial(Trial("t-1", "printf 'x\\342\\202\\254' >&2; head -c 8180 /dev/zero | tr '\\0' y >&2; "
+                                "printf ' \\377bad\\376 end' >&2"));
+  Start();
+  ASSERT_TRUE(link_.AwaitCalls(Method::kFinish, 1));
+  const std::string tail = link_.finishes()[0].request.stderr_tail();
+  EXPECT_EQ(FirstInvalidUtf8(tail), std::string::npos);
+  EXPECT_TRUE(absl::EndsWith(tail, " bad end")) << tail.substr(tail.size() - 20);
+  EXPECT_TRUE(absl::StartsWith(tail, "y")) << "the cut character is dropped whole";
 }
 
 TEST_F(SlotTest, MetricLinesReachReportMetricsInOrderAndASendThatFailsIsRepeatedUnchanged) {

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
+#include "common/utf8.h"
 #include "worker/log_cap.h"
 
 extern char** environ;
@@ -50,7 +51,9 @@ std::string Tail(const fs::path& path) {
   in.seekg(start);
   std::string out(static_cast<size_t>(size - start), '\0');
   in.read(out.data(), static_cast<std::streamsize>(out.size()));
-  return out;
+  // A protobuf string must be UTF-8: one invalid byte would make the scheduler
+  // refuse the whole outcome, for good.
+  return Utf8Tail(out, kLogTailBytes);
 }
 
 std::string GiB(double bytes) { return absl::StrFormat("%.1f GiB", bytes / (1 << 30)); }
@@ -313,7 +316,7 @@ bool Slot::SendPending(const v1::TrialAssignment& a, bool* stale, bool* stop) {
 void Slot::QueueNotices(const v1::TrialAssignment& a, const std::vector<std::string>& notes) {
   for (const std::string& n : notes) {
     spdlog::warn("{}: trial {}: {}", name_, a.trial_id(), n);
-    notices_.push_back(n);
+    notices_.push_back(CleanUtf8(n));  // they quote the trial's bytes
   }
 }
 
