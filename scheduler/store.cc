@@ -783,7 +783,8 @@ absl::StatusOr<std::vector<Store::SeriesPoint>> Store::LoadMetricSeries(
 absl::StatusOr<std::map<std::string, std::vector<std::string>>> Store::LoadNotices(
     const std::string& sweep_id) {
   Stmt s(db_,
-         "SELECT trial_id, message FROM events WHERE sweep_id=? AND kind='trial_notice' "
+         "SELECT trial_id, message FROM events WHERE sweep_id=? AND "
+         "kind IN ('trial_notice', 'metric_rejected') "
          "ORDER BY rowid");
   s.Bind(sweep_id);
   std::map<std::string, std::vector<std::string>> out;

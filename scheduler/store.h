@@ -197,7 +197,8 @@ class Store {
   };
   absl::StatusOr<std::vector<SeriesPoint>> LoadMetricSeries(const std::string& sweep_id,
                                                             const std::string& name);
-  // For each trial of the sweep with `trial_notice` events, their messages, oldest
+  // For each trial of the sweep with `trial_notice` or `metric_rejected` events
+  // (what became of its output that its user should know), their messages, oldest
   // first.
   absl::StatusOr<std::map<std::string, std::vector<std::string>>> LoadNotices(
       const std::string& sweep_id);

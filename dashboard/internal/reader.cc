@@ -540,7 +540,8 @@ absl::StatusOr<json> DbReader::Trial(const std::string& id, int max_points) {
   // What the worker did about the trial's output (a bound that fired, a file it
   // would not read), as it said it.
   json notices = json::array();
-  Stmt n(db_, "SELECT message FROM events WHERE trial_id=? AND kind='trial_notice' ORDER BY rowid");
+  Stmt n(db_, "SELECT message FROM events WHERE trial_id=? AND "
+              "kind IN ('trial_notice', 'metric_rejected') ORDER BY rowid");
   n.Bind(id);
   while (n.Next()) notices.push_back(n.Text(0));
   SWEEP_RETURN_IF_ERROR(n.status());
