@@ -632,17 +632,26 @@ absl::Status Store::AppendMetrics(const TrialRow& trial,
   });
 }
 
+namespace {
+
+// The columns of a worker row, in the order BindWorker binds them.
+constexpr char kInsertWorker[] =
+    "INSERT INTO workers (id, host, pid, slot, gpu_index, gpu_uuid, gpu_name, "
+    "gpu_memory_mib, state, registered_at, last_heartbeat, trial_id) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ";
+
+Stmt& BindWorker(Stmt& s, const WorkerRow& w) {
+  return s.Bind(w.id).Bind(w.host).Bind(w.pid).Bind(w.slot)
+      .Bind(w.has_gpu ? std::optional<int>(w.gpu_index) : std::nullopt)
+      .Bind(w.gpu_uuid).Bind(w.gpu_name).Bind(w.gpu_memory_mib).Bind(w.state)
+      .Bind(w.registered_at).Bind(w.last_heartbeat).Bind(w.trial_id);
+}
+
+}  // namespace
+
 absl::Status Store::InsertWorker(const WorkerRow& w) {
-  SWEEP_RETURN_IF_ERROR(
-      Stmt(db_, *cache_,
-           "INSERT INTO workers (id, host, pid, slot, gpu_index, gpu_uuid, gpu_name, "
-           "gpu_memory_mib, state, registered_at, last_heartbeat, trial_id) "
-           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING")
-          .Bind(w.id).Bind(w.host).Bind(w.pid).Bind(w.slot)
-          .Bind(w.has_gpu ? std::optional<int>(w.gpu_index) : std::nullopt)
-          .Bind(w.gpu_uuid).Bind(w.gpu_name).Bind(w.gpu_memory_mib).Bind(w.state)
-          .Bind(w.registered_at).Bind(w.last_heartbeat).Bind(w.trial_id)
-          .Run());
+  Stmt s(db_, *cache_, absl::StrCat(kInsertWorker, "ON CONFLICT(id) DO NOTHING"));
+  SWEEP_RETURN_IF_ERROR(BindWorker(s, w).Run());
   if (sqlite3_changes(db_) == 0) {
     return absl::AlreadyExistsError(absl::StrCat("worker id ", w.id, " is taken"));
   }
@@ -650,17 +659,11 @@ absl::Status Store::InsertWorker(const WorkerRow& w) {
 }
 
 absl::Status Store::UpsertWorker(const WorkerRow& w) {
-  return Stmt(db_, *cache_,
-              "INSERT INTO workers (id, host, pid, slot, gpu_index, gpu_uuid, gpu_name, "
-              "gpu_memory_mib, state, registered_at, last_heartbeat, trial_id) "
-              "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
-              "state=excluded.state, last_heartbeat=excluded.last_heartbeat, "
-              "trial_id=excluded.trial_id")
-      .Bind(w.id).Bind(w.host).Bind(w.pid).Bind(w.slot)
-      .Bind(w.has_gpu ? std::optional<int>(w.gpu_index) : std::nullopt)
-      .Bind(w.gpu_uuid).Bind(w.gpu_name).Bind(w.gpu_memory_mib).Bind(w.state)
-      .Bind(w.registered_at).Bind(w.last_heartbeat).Bind(w.trial_id)
-      .Run();
+  Stmt s(db_, *cache_,
+         absl::StrCat(kInsertWorker,
+                      "ON CONFLICT(id) DO UPDATE SET state=excluded.state, "
+                      "last_heartbeat=excluded.last_heartbeat, trial_id=excluded.trial_id"));
+  return BindWorker(s, w).Run();
 }
 
 absl::Status Store::AddEvent(double time, const std::string& kind,

@@ -61,6 +61,43 @@ parameters:
 
 // ---------------------------------------------------------------- the core
 
+// Registers a worker on host node1 over gRPC and leases it a trial (one must be
+// runnable).
+void RegisterAndLease(v1::WorkerService::Stub& workers, std::string* worker,
+                      v1::TrialAssignment* trial) {
+  grpc::ClientContext c1;
+  v1::RegisterRequest reg;
+  reg.set_host("node1");
+  v1::RegisterResponse registered;
+  ASSERT_TRUE(workers.Register(&c1, reg, &registered).ok());
+  *worker = registered.worker_id();
+  grpc::ClientContext c2;
+  v1::LeaseTrialRequest lease;
+  lease.set_worker_id(*worker);
+  v1::LeaseTrialResponse leased;
+  ASSERT_TRUE(workers.LeaseTrial(&c2, lease, &leased).ok());
+  ASSERT_TRUE(leased.has_trial());
+  *trial = leased.trial();
+}
+
+// A report of one point under the lease of `trial`, held by `worker`.
+v1::ReportMetricsRequest OnePointReport(const std::string& worker,
+                                        const v1::TrialAssignment& trial, int64_t seq,
+                                        const std::string& name, double value,
+                                        int64_t step = 1, double time = 1.0) {
+  v1::ReportMetricsRequest req;
+  req.set_worker_id(worker);
+  req.set_trial_id(trial.trial_id());
+  req.set_epoch(trial.epoch());
+  req.set_seq(seq);
+  v1::MetricPoint* p = req.add_points();
+  p->set_step(step);
+  p->set_name(name);
+  p->set_value(value);
+  p->set_time(time);
+  return req;
+}
+
 class HostileCoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -92,17 +129,7 @@ class HostileCoreTest : public ::testing::Test {
   // A one-point report under the test's lease.
   v1::ReportMetricsRequest Report(int64_t seq, const std::string& name, double value,
                                   int64_t step = 1, double time = 1.0) {
-    v1::ReportMetricsRequest req;
-    req.set_worker_id(worker_);
-    req.set_trial_id(trial_.trial_id());
-    req.set_epoch(trial_.epoch());
-    req.set_seq(seq);
-    v1::MetricPoint* p = req.add_points();
-    p->set_step(step);
-    p->set_name(name);
-    p->set_value(value);
-    p->set_time(time);
-    return req;
+    return OnePointReport(worker_, trial_, seq, name, value, step, time);
   }
 
   int64_t StoredPoints() {
@@ -567,33 +594,11 @@ class HostileWireTest : public ::testing::Test {
     submit.set_spec_yaml(kSpec);
     v1::SubmitSweepResponse submitted;
     ASSERT_TRUE(sweeps_->SubmitSweep(&c1, submit, &submitted).ok());
-    grpc::ClientContext c2;
-    v1::RegisterRequest reg;
-    reg.set_host("node1");
-    v1::RegisterResponse registered;
-    ASSERT_TRUE(workers_->Register(&c2, reg, &registered).ok());
-    worker_ = registered.worker_id();
-    grpc::ClientContext c3;
-    v1::LeaseTrialRequest lease;
-    lease.set_worker_id(worker_);
-    v1::LeaseTrialResponse leased;
-    ASSERT_TRUE(workers_->LeaseTrial(&c3, lease, &leased).ok());
-    ASSERT_TRUE(leased.has_trial());
-    trial_ = leased.trial();
+    RegisterAndLease(*workers_, &worker_, &trial_);
   }
 
   v1::ReportMetricsRequest Report(int64_t seq, const std::string& name, double value) {
-    v1::ReportMetricsRequest req;
-    req.set_worker_id(worker_);
-    req.set_trial_id(trial_.trial_id());
-    req.set_epoch(trial_.epoch());
-    req.set_seq(seq);
-    v1::MetricPoint* p = req.add_points();
-    p->set_step(1);
-    p->set_name(name);
-    p->set_value(value);
-    p->set_time(1.0);
-    return req;
+    return OnePointReport(worker_, trial_, seq, name, value);
   }
 
   // The server still answers, and a good report under the lease is stored.
@@ -781,32 +786,12 @@ class HostileProcessTest : public ::testing::Test {
   // Submits kSpec, registers a worker on `host` and leases a trial.
   void LeaseOne() {
     ASSERT_TRUE(Submit(kSpec).ok());
-    grpc::ClientContext c1;
-    v1::RegisterRequest reg;
-    reg.set_host("node1");
-    v1::RegisterResponse registered;
-    ASSERT_TRUE(workers_->Register(&c1, reg, &registered).ok());
-    worker_ = registered.worker_id();
-    grpc::ClientContext c2;
-    v1::LeaseTrialRequest lease;
-    lease.set_worker_id(worker_);
-    v1::LeaseTrialResponse leased;
-    ASSERT_TRUE(workers_->LeaseTrial(&c2, lease, &leased).ok());
-    ASSERT_TRUE(leased.has_trial());
-    trial_ = leased.trial();
+    RegisterAndLease(*workers_, &worker_, &trial_);
   }
 
   grpc::Status Report(int64_t seq, v1::ReportMetricsResponse* resp) {
-    v1::ReportMetricsRequest req;
-    req.set_worker_id(worker_);
-    req.set_trial_id(trial_.trial_id());
-    req.set_epoch(trial_.epoch());
-    req.set_seq(seq);
-    v1::MetricPoint* p = req.add_points();
-    p->set_step(seq);
-    p->set_name("loss");
-    p->set_value(1.0 / (seq + 1));
-    p->set_time(1.0);
+    v1::ReportMetricsRequest req =
+        OnePointReport(worker_, trial_, seq, "loss", 1.0 / (seq + 1), /*step=*/seq);
     grpc::ClientContext ctx;
     return workers_->ReportMetrics(&ctx, req, resp);
   }
