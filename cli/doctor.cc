@@ -59,14 +59,14 @@ std::string ReadAll(const std::string& path) {
 }
 
 // Where sweep-train is: next to this binary (an install), in its build tree
-// (build/cli/sweep and build/worker/trainer/sweep-train), under ./build, then
+// (build/cli/sweep and build/trainer/sweep-train), under ./build, then
 // on PATH. `looked` lists the places, for the message when it is nowhere.
 std::string FindTrainer(std::vector<std::string>* looked) {
   fs::path self = fs::path(SelfExecutable()).parent_path();
   for (const fs::path& p :
        {self / "sweep-train",
-        self / ".." / "worker" / "trainer" / "sweep-train",
-        fs::path("build") / "worker" / "trainer" / "sweep-train"}) {
+        self / ".." / "trainer" / "sweep-train",
+        fs::path("build") / "trainer" / "sweep-train"}) {
     std::error_code ec;
     fs::path abs = fs::weakly_canonical(fs::absolute(p), ec);
     looked->push_back(abs.string());
@@ -307,7 +307,7 @@ void AddDoctorCommand(CLI::App* app) {
   c->add_option(
       "--trainer", o->trainer,
       "sweep-train to check (default: next to sweep, in its build tree, "
-      "./build/worker/trainer, or PATH)");
+      "./build/trainer, or PATH)");
   c->add_option("--min-free-gib", o->min_free_gib,
                 "fail when the work directory has less free disk")
       ->capture_default_str()

@@ -242,8 +242,8 @@ check_cpu() {
     note "cpu: compiler warnings: $(grep -c 'warning:' "$LOG/cpu-build.log") (see $LOG/cpu-build.log)"
   fi
 
-  if [ -x "$root$b/worker/trainer/sweep-train" ]; then
-    note "cpu: $(in_chroot "$root" "$b/worker/trainer/sweep-train" --version 2>&1 | head -1)"
+  if [ -x "$root$b/trainer/sweep-train" ]; then
+    note "cpu: $(in_chroot "$root" "$b/trainer/sweep-train" --version 2>&1 | head -1)"
   fi
 
   step "cpu: ctest -R '$CTEST_REGEX'"
@@ -346,19 +346,19 @@ check_cuda() {
     plain=0
   fi
   configure_trainer "$root" "$b" cuda "${linker[@]}" || return
-  # The CUDA-only code in worker/trainer is under #ifdef SWEEP_TRAINER_CUDA_STATS,
-  # which worker/trainer/CMakeLists.txt defines when it finds c10_cuda.
+  # The CUDA-only code in trainer is under #ifdef SWEEP_TRAINER_CUDA_STATS,
+  # which trainer/CMakeLists.txt defines when it finds c10_cuda.
   if grep -q 'SWEEP_TRAINER_CUDA_STATS' "$root$b/build.ninja"; then
     pass "cuda: SWEEP_TRAINER_CUDA_STATS is defined (the CUDA-only code is compiled)"
   else
     fail "cuda: SWEEP_TRAINER_CUDA_STATS is not defined: the CUDA-only code is not compiled"
   fi
 
-  step "cuda: compile every translation unit of worker/trainer (-j$JOBS)"
+  step "cuda: compile every translation unit of trainer (-j$JOBS)"
   # The objects first, so that a link failure cannot hide a compile error.
   if build "$root" "$b" cuda-compile sweep_trainer sweep_trainer_core \
-    worker/trainer/CMakeFiles/sweep-train.dir/main.cc.o; then
-    pass "cuda: every worker/trainer translation unit compiles"
+    trainer/CMakeFiles/sweep-train.dir/main.cc.o; then
+    pass "cuda: every trainer translation unit compiles"
     if grep -q 'warning:' "$LOG/cuda-compile-build.log"; then
       note "cuda: compiler warnings: $(grep -c 'warning:' "$LOG/cuda-compile-build.log")" \
         "(see $LOG/cuda-compile-build.log)"
@@ -398,7 +398,7 @@ check_cuda() {
   fi
 
   step "cuda: run sweep-train without a GPU"
-  local bin="$b/worker/trainer/sweep-train" stub=/build-cuda-cudnn-stub env=(env)
+  local bin="$b/trainer/sweep-train" stub=/build-cuda-cudnn-stub env=(env)
   in_chroot "$root" ldd "$bin" >"$LOG/cuda-ldd.txt" 2>&1 || true
   if grep -q 'not found' "$LOG/cuda-ldd.txt"; then
     note "cuda: ldd: $(grep 'not found' "$LOG/cuda-ldd.txt" | awk '{print $1}' | sort -u | tr '\n' ' ')not found"

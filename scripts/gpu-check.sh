@@ -175,7 +175,7 @@ EOF
 run_mode() {
   local root carry
   root=$PWD
-  [ -d "$root/worker/trainer" ] || { echo "gpu-check run: start it in the checkout's root" >&2; exit 2; }
+  [ -d "$root/trainer" ] || { echo "gpu-check run: start it in the checkout's root" >&2; exit 2; }
   carry=${GPU_CHECK_CARRY:-$root/.devcarry}
   if [ -z "${OUT:-}" ]; then
     if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then

@@ -33,7 +33,7 @@ done_stage build
 
 slots=()
 if grep -q "sweep-train" "$spec"; then
-  trainer=build/worker/trainer/sweep-train
+  trainer=build/trainer/sweep-train
   if [ ! -x "$trainer" ]; then
     echo "main: sweep-train was not built (LibTorch not found?); run scripts/setup.sh main" >&2
     exit 1

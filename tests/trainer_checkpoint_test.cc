@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
-#include "worker/trainer/internal/checkpoint.h"
+#include "trainer/internal/checkpoint.h"
 
 namespace sweep::trainer::internal {
 namespace {

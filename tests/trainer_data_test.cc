@@ -8,7 +8,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing.h"
 #include "tests/trainer_testdata.h"
-#include "worker/trainer/data.h"
+#include "trainer/data.h"
 
 namespace sweep::trainer {
 namespace {

@@ -14,8 +14,8 @@
 #include "nlohmann/json.hpp"
 #include "tests/testing.h"
 #include "tests/trainer_testdata.h"
-#include "worker/trainer/estimate.h"
-#include "worker/trainer/internal/model.h"
+#include "trainer/estimate.h"
+#include "trainer/internal/model.h"
 
 namespace sweep::trainer {
 namespace {

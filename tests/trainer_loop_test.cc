@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing.h"
 #include "tests/trainer_testdata.h"
-#include "worker/trainer/internal/loop.h"
+#include "trainer/internal/loop.h"
 
 namespace sweep::trainer::internal {
 namespace {

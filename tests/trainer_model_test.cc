@@ -5,7 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "worker/trainer/internal/model.h"
+#include "trainer/internal/model.h"
 
 namespace sweep::trainer::internal {
 namespace {

@@ -3,7 +3,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "worker/trainer/params.h"
+#include "trainer/params.h"
 
 namespace sweep::trainer {
 namespace {

@@ -1,6 +1,6 @@
 // Learning-rate schedules: warm-up, constant, step and cosine, by global step.
 #include "gtest/gtest.h"
-#include "worker/trainer/schedule.h"
+#include "trainer/schedule.h"
 
 namespace sweep::trainer {
 namespace {

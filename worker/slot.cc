@@ -23,6 +23,7 @@
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 #include "common/utf8.h"
+#include "trainer/contract.h"
 #include "worker/log_cap.h"
 
 extern char** environ;
@@ -59,14 +60,16 @@ std::string Tail(const fs::path& path) {
 std::string GiB(double bytes) { return absl::StrFormat("%.1f GiB", bytes / (1 << 30)); }
 
 bool IsSweepTrain(const std::vector<std::string>& argv) {
-  return !argv.empty() && fs::path(argv[0]).filename() == "sweep-train";
+  return !argv.empty() && fs::path(argv[0]).filename() == trainer::kBinaryName;
 }
 
 // Whether a failed trial ran out of GPU memory: sweep-train's exit code 5, or what
 // PyTorch and CUDA print then.
 bool LooksLikeOom(const std::vector<std::string>& argv, const ExitStatus& exit,
                   const std::string& stderr_tail) {
-  if (IsSweepTrain(argv) && exit.signal == 0 && exit.exit_code == 5) return true;
+  if (IsSweepTrain(argv) && exit.signal == 0 && exit.exit_code == trainer::kExitOutOfMemory) {
+    return true;
+  }
   for (const char* s : {"CUDA out of memory", "OutOfMemoryError", "CUDA error: out of memory",
                         "CUBLAS_STATUS_ALLOC_FAILED"}) {
     if (absl::StrContains(stderr_tail, s)) return true;
@@ -79,7 +82,7 @@ bool LooksLikeOom(const std::vector<std::string>& argv, const ExitStatus& exit,
 std::optional<int64_t> EstimateMemoryBytes(const SpawnOptions& trial, const fs::path& dir,
                                            const std::string& name) {
   SpawnOptions e = trial;
-  e.argv.push_back("--estimate-memory");
+  e.argv.push_back(trainer::kEstimateMemoryFlag);
   e.stdout_path = (dir / "memory-estimate.json").string();
   e.stderr_path = (dir / "memory-estimate.log").string();
   absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(e);
@@ -101,13 +104,14 @@ std::optional<int64_t> EstimateMemoryBytes(const SpawnOptions& trial, const fs::
     if (!line.empty()) last = line;
   }
   nlohmann::json j = nlohmann::json::parse(last, nullptr, false);
-  if (!j.is_object() || !j.contains("total_bytes") || !j["total_bytes"].is_number()) {
+  if (!j.is_object() || !j.contains(trainer::kEstimateTotalKey) ||
+      !j[trainer::kEstimateTotalKey].is_number()) {
     spdlog::warn("{}: sweep-train --estimate-memory printed no total_bytes; starting the "
                  "trial anyway",
                  name);
     return std::nullopt;
   }
-  return j["total_bytes"].get<int64_t>();
+  return j[trainer::kEstimateTotalKey].get<int64_t>();
 }
 
 v1::TrialGpuUsage ToProto(const TrialGpuUse& u, bool flagged) {

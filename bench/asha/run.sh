@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SWEEP=${SWEEP:-build/cli/sweep}
-TRAIN=build/worker/trainer/sweep-train   # the path the spec files name
+TRAIN=build/trainer/sweep-train   # the path the spec files name
 SLOTS=${SLOTS:-2}
 ASHA_SLOTS=${ASHA_SLOTS:-"2 1"}
 TOL=${TOL:-0.005}                        # 0.5 percentage points of val_acc

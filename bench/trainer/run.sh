@@ -11,7 +11,7 @@
 # that package is for this benchmark only and is not in scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-TRAIN=${SWEEP_TRAIN:-build/worker/trainer/sweep-train}
+TRAIN=${SWEEP_TRAIN:-build/trainer/sweep-train}
 EPOCHS=${EPOCHS:-3}
 BATCHES=${BATCHES:-"64 256"}
 THREADS=${THREADS:-1}

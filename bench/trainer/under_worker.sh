@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SWEEP=${SWEEP_BIN:-$PWD/build/cli/sweep}
-TRAIN=${SWEEP_TRAIN:-$PWD/build/worker/trainer/sweep-train}
+TRAIN=${SWEEP_TRAIN:-$PWD/build/trainer/sweep-train}
 REPEAT=${REPEAT:-2}
 EPOCHS=${EPOCHS:-3}
 [ -x "$TRAIN" ] && [ -x "$SWEEP" ] || { echo "bench: build first (bash scripts/build.sh)" >&2; exit 1; }

@@ -294,7 +294,7 @@ def step_build(deadline, fig):
             fig["errors"] = errs[:20]
             raise
         fig["compile_link_s"] = round(time.monotonic() - t, 1)
-        STATE["trainer"] = os.path.join(build, "worker", "trainer", "sweep-train")
+        STATE["trainer"] = os.path.join(build, "trainer", "sweep-train")
         fig["trainer"] = STATE["trainer"]
         fig["built"] = True
     fig["version"] = output([STATE["trainer"], "--version"])
@@ -308,7 +308,7 @@ NUM = r"([0-9.]+)"
 
 
 def parse_doctor(text):
-    """Figures from `sweep doctor`'s relay of `sweep-train doctor` (worker/trainer/doctor.cc)."""
+    """Figures from `sweep doctor`'s relay of `sweep-train doctor` (trainer/doctor.cc)."""
     fig = {}
     section = None
     for line in text.splitlines():
@@ -730,7 +730,7 @@ def step_lr_grid(deadline, fig):
         STATE.pop("cluster").stop()
     text = open(os.path.join(ROOT, "sweeps", "lr_grid.yaml")).read()
     # The spec as users run it, but for where sweep-train and the data are here.
-    text = text.replace("program: build/worker/trainer/sweep-train",
+    text = text.replace("program: build/trainer/sweep-train",
                         f"program: {STATE['trainer']}")
     text = re.sub(r"(\n  dataset:\n    value: fashion-mnist\n)",
                   r"\1  data_dir:\n    value: " + DATA_DIR + "\n", text)

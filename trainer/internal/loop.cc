@@ -1,4 +1,4 @@
-#include "worker/trainer/internal/loop.h"
+#include "trainer/internal/loop.h"
 
 #include <ATen/ATen.h>
 #include <torch/nn/functional/padding.h>

@@ -10,17 +10,17 @@
 // ends, so a GPU step never waits for the host.
 //
 // Thread-compatible. Throws what LibTorch throws; callers go through TorchCall.
-#ifndef SWEEP_WORKER_TRAINER_INTERNAL_LOOP_H_
-#define SWEEP_WORKER_TRAINER_INTERNAL_LOOP_H_
+#ifndef SWEEP_TRAINER_INTERNAL_LOOP_H_
+#define SWEEP_TRAINER_INTERNAL_LOOP_H_
 
 #include <torch/optim/optimizer.h>
 
 #include <atomic>
 #include <cstdint>
 
-#include "worker/trainer/data.h"
-#include "worker/trainer/internal/model.h"
-#include "worker/trainer/schedule.h"
+#include "trainer/data.h"
+#include "trainer/internal/model.h"
+#include "trainer/schedule.h"
 
 namespace sweep::trainer::internal {
 
@@ -92,4 +92,4 @@ torch::Tensor SmoothedCrossEntropy(const torch::Tensor& logits,
 
 }  // namespace sweep::trainer::internal
 
-#endif  // SWEEP_WORKER_TRAINER_INTERNAL_LOOP_H_
+#endif  // SWEEP_TRAINER_INTERNAL_LOOP_H_

@@ -1,4 +1,4 @@
-#include "worker/trainer/internal/model.h"
+#include "trainer/internal/model.h"
 
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/batchnorm.h>

@@ -14,8 +14,8 @@
 // intact.
 //
 // Thread-compatible.
-#ifndef SWEEP_WORKER_TRAINER_INTERNAL_CHECKPOINT_H_
-#define SWEEP_WORKER_TRAINER_INTERNAL_CHECKPOINT_H_
+#ifndef SWEEP_TRAINER_INTERNAL_CHECKPOINT_H_
+#define SWEEP_TRAINER_INTERNAL_CHECKPOINT_H_
 
 #include <torch/optim/optimizer.h>
 
@@ -24,7 +24,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "worker/trainer/internal/model.h"
+#include "trainer/internal/model.h"
 
 namespace sweep::trainer::internal {
 
@@ -59,4 +59,4 @@ absl::Status LoadWeights(const std::string& path, const Model& model);
 
 }  // namespace sweep::trainer::internal
 
-#endif  // SWEEP_WORKER_TRAINER_INTERNAL_CHECKPOINT_H_
+#endif  // SWEEP_TRAINER_INTERNAL_CHECKPOINT_H_

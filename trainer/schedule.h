@@ -4,8 +4,8 @@
 // checkpoint.
 //
 // Thread-safe: pure functions.
-#ifndef SWEEP_WORKER_TRAINER_SCHEDULE_H_
-#define SWEEP_WORKER_TRAINER_SCHEDULE_H_
+#ifndef SWEEP_TRAINER_SCHEDULE_H_
+#define SWEEP_TRAINER_SCHEDULE_H_
 
 #include <cstdint>
 #include <string>
@@ -32,4 +32,4 @@ double LearningRate(const ScheduleOptions& options, int64_t step);
 
 }  // namespace sweep::trainer
 
-#endif  // SWEEP_WORKER_TRAINER_SCHEDULE_H_
+#endif  // SWEEP_TRAINER_SCHEDULE_H_

@@ -1,7 +1,7 @@
 // The LibTorch adapter of sweep-train: wires data, model, loop and checkpoints,
 // and runs all of it inside TorchCall so that no LibTorch exception leaves this
 // file.
-#include "worker/trainer/trainer.h"
+#include "trainer/trainer.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -28,13 +28,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_util.h"
-#include "worker/trainer/data.h"
-#include "worker/trainer/estimate.h"
-#include "worker/trainer/internal/checkpoint.h"
-#include "worker/trainer/internal/loop.h"
-#include "worker/trainer/internal/model.h"
-#include "worker/trainer/internal/torch_guard.h"
-#include "worker/trainer/metrics.h"
+#include "trainer/data.h"
+#include "trainer/estimate.h"
+#include "trainer/internal/checkpoint.h"
+#include "trainer/internal/loop.h"
+#include "trainer/internal/model.h"
+#include "trainer/internal/torch_guard.h"
+#include "trainer/metrics.h"
 
 namespace sweep::trainer {
 namespace {

@@ -1,4 +1,4 @@
-#include "worker/trainer/internal/checkpoint.h"
+#include "trainer/internal/checkpoint.h"
 
 #include <fcntl.h>
 #include <torch/serialize/input-archive.h>
@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_util.h"
-#include "worker/trainer/internal/torch_guard.h"
+#include "trainer/internal/torch_guard.h"
 
 namespace sweep::trainer::internal {
 namespace {

@@ -1,4 +1,4 @@
-#include "worker/trainer/params.h"
+#include "trainer/params.h"
 
 #include <cmath>
 #include <functional>

@@ -2,12 +2,12 @@
 // LibTorch throws (c10::Error and the std::exception family) and turns it into
 // an absl::Status. Every call into LibTorch that can fail for a reason the user
 // should see (reading a checkpoint, loading weights, the training run as a
-// whole) goes through TorchCall; nothing else in worker/trainer/ has a try or a
+// whole) goes through TorchCall; nothing else in trainer/ has a try or a
 // catch.
 //
 // Thread-safe: stateless.
-#ifndef SWEEP_WORKER_TRAINER_INTERNAL_TORCH_GUARD_H_
-#define SWEEP_WORKER_TRAINER_INTERNAL_TORCH_GUARD_H_
+#ifndef SWEEP_TRAINER_INTERNAL_TORCH_GUARD_H_
+#define SWEEP_TRAINER_INTERNAL_TORCH_GUARD_H_
 
 #include <c10/util/Exception.h>
 
@@ -58,4 +58,4 @@ absl::Status TorchCall(const std::string& what, absl::StatusCode code, F&& f) {
 
 }  // namespace sweep::trainer::internal
 
-#endif  // SWEEP_WORKER_TRAINER_INTERNAL_TORCH_GUARD_H_
+#endif  // SWEEP_TRAINER_INTERNAL_TORCH_GUARD_H_

@@ -18,29 +18,17 @@
 //
 // Thread-compatible: one run per process (it sets torch's global thread count
 // and random state).
-#ifndef SWEEP_WORKER_TRAINER_TRAINER_H_
-#define SWEEP_WORKER_TRAINER_TRAINER_H_
+#ifndef SWEEP_TRAINER_TRAINER_H_
+#define SWEEP_TRAINER_TRAINER_H_
 
 #include <atomic>
 #include <string>
 
 #include "absl/status/status.h"
-#include "worker/trainer/params.h"
+#include "trainer/contract.h"
+#include "trainer/params.h"
 
 namespace sweep::trainer {
-
-// sweep-train's exit codes (docs/trainer.md).
-inline constexpr int kExitTrained = 0;
-inline constexpr int kExitInternal = 1;
-inline constexpr int kExitBadInput = 2;  // parameters, data files, checkpoints
-inline constexpr int kExitNoCuda =
-    3;  // device cuda asked for, CUDA not available
-inline constexpr int kExitDiverged =
-    4;  // the training loss became NaN or infinite
-inline constexpr int kExitOutOfMemory =
-    5;  // the device (or host) ran out of memory
-inline constexpr int kExitStopped =
-    128 + 15;  // SIGTERM: stopped at a step boundary
 
 struct TrainerEnv {
   std::string metrics_file;  // SWEEP_METRICS_FILE; empty: JSON lines to stdout
@@ -78,4 +66,4 @@ int ExitCodeFor(const absl::Status& status);
 
 }  // namespace sweep::trainer
 
-#endif  // SWEEP_WORKER_TRAINER_TRAINER_H_
+#endif  // SWEEP_TRAINER_TRAINER_H_

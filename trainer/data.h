@@ -17,8 +17,8 @@
 //
 // No LibTorch here: the adapter copies the arrays to the training device once.
 // Thread-safe: pure functions of the files they read.
-#ifndef SWEEP_WORKER_TRAINER_DATA_H_
-#define SWEEP_WORKER_TRAINER_DATA_H_
+#ifndef SWEEP_TRAINER_DATA_H_
+#define SWEEP_TRAINER_DATA_H_
 
 #include <cstdint>
 #include <string>
@@ -100,4 +100,4 @@ absl::StatusOr<DataShape> ReadDataShape(const DataOptions& options);
 
 }  // namespace sweep::trainer
 
-#endif  // SWEEP_WORKER_TRAINER_DATA_H_
+#endif  // SWEEP_TRAINER_DATA_H_

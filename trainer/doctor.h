@@ -13,8 +13,8 @@
 // on a GPU node), or a GPU computation that fails or disagrees with the CPU's.
 //
 // Thread-compatible: one run per process (it sets torch's thread count).
-#ifndef SWEEP_WORKER_TRAINER_DOCTOR_H_
-#define SWEEP_WORKER_TRAINER_DOCTOR_H_
+#ifndef SWEEP_TRAINER_DOCTOR_H_
+#define SWEEP_TRAINER_DOCTOR_H_
 
 #include <cstdint>
 #include <string>
@@ -48,4 +48,4 @@ int RunDoctor(const DoctorOptions& options);
 
 }  // namespace sweep::trainer
 
-#endif  // SWEEP_WORKER_TRAINER_DOCTOR_H_
+#endif  // SWEEP_TRAINER_DOCTOR_H_

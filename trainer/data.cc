@@ -1,4 +1,4 @@
-#include "worker/trainer/data.h"
+#include "trainer/data.h"
 
 #include <zlib.h>
 

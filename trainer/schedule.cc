@@ -1,4 +1,4 @@
-#include "worker/trainer/schedule.h"
+#include "trainer/schedule.h"
 
 #include <algorithm>
 #include <cmath>

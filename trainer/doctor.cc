@@ -1,7 +1,7 @@
 // The LibTorch side of `sweep-train doctor`. LibTorch calls go through
 // TorchCall; the NVIDIA driver is asked through dlopen'ed entry points whose
 // C signatures are declared here, so this builds against any LibTorch.
-#include "worker/trainer/doctor.h"
+#include "trainer/doctor.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -22,8 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
-#include "worker/trainer/internal/torch_guard.h"
-#include "worker/trainer/trainer.h"
+#include "trainer/internal/torch_guard.h"
+#include "trainer/trainer.h"
 
 namespace sweep::trainer {
 namespace {

@@ -1,7 +1,7 @@
 // sweep-train: the LibTorch trainer that ships with sweep. Reads the trial's
 // parameters (SWEEP_PARAMS and --key=value arguments), trains, reports metrics
 // to SWEEP_METRICS_FILE and checkpoints to SWEEP_CHECKPOINT_DIR. Exit codes:
-// see worker/trainer/trainer.h and docs/trainer.md. Two other modes:
+// see trainer/trainer.h and docs/trainer.md. Two other modes:
 // `--estimate-memory` (with the same parameters) prints the memory estimate as
 // one JSON line (estimate.h); `doctor` checks the node (doctor.h).
 #include <signal.h>
@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "worker/trainer/data.h"
-#include "worker/trainer/doctor.h"
-#include "worker/trainer/estimate.h"
-#include "worker/trainer/params.h"
-#include "worker/trainer/trainer.h"
+#include "trainer/data.h"
+#include "trainer/doctor.h"
+#include "trainer/estimate.h"
+#include "trainer/params.h"
+#include "trainer/trainer.h"
 
 namespace {
 
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
     }
     return RunDoctor(*options);
   }
-  auto estimate_flag = std::find(args.begin(), args.end(), "--estimate-memory");
+  auto estimate_flag = std::find(args.begin(), args.end(), kEstimateMemoryFlag);
   const bool estimate_only = estimate_flag != args.end();
   if (estimate_only) args.erase(estimate_flag);
 

@@ -1,4 +1,4 @@
-#include "worker/trainer/metrics.h"
+#include "trainer/metrics.h"
 
 #include <cerrno>
 #include <cstring>

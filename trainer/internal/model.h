@@ -11,8 +11,8 @@
 // for the backward pass, for the memory estimate.
 //
 // Thread-compatible: a built model is used by one thread.
-#ifndef SWEEP_WORKER_TRAINER_INTERNAL_MODEL_H_
-#define SWEEP_WORKER_TRAINER_INTERNAL_MODEL_H_
+#ifndef SWEEP_TRAINER_INTERNAL_MODEL_H_
+#define SWEEP_TRAINER_INTERNAL_MODEL_H_
 
 #include <torch/nn/modules/container/sequential.h>
 
@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "worker/trainer/params.h"
+#include "trainer/params.h"
 
 namespace sweep::trainer::internal {
 
@@ -67,4 +67,4 @@ absl::Status Freeze(Model* model, const std::vector<std::string>& names);
 
 }  // namespace sweep::trainer::internal
 
-#endif  // SWEEP_WORKER_TRAINER_INTERNAL_MODEL_H_
+#endif  // SWEEP_TRAINER_INTERNAL_MODEL_H_

@@ -10,8 +10,8 @@
 // touches LibTorch or the file system.
 //
 // Thread-safe: pure functions.
-#ifndef SWEEP_WORKER_TRAINER_PARAMS_H_
-#define SWEEP_WORKER_TRAINER_PARAMS_H_
+#ifndef SWEEP_TRAINER_PARAMS_H_
+#define SWEEP_TRAINER_PARAMS_H_
 
 #include <cstdint>
 #include <optional>
@@ -94,4 +94,4 @@ std::string ParamsHelp();
 
 }  // namespace sweep::trainer
 
-#endif  // SWEEP_WORKER_TRAINER_PARAMS_H_
+#endif  // SWEEP_TRAINER_PARAMS_H_

@@ -3,8 +3,8 @@
 // the worker sees every epoch as it ends. Without a file, lines go to stdout.
 //
 // Thread-compatible: one writer per process, used by one thread.
-#ifndef SWEEP_WORKER_TRAINER_METRICS_H_
-#define SWEEP_WORKER_TRAINER_METRICS_H_
+#ifndef SWEEP_TRAINER_METRICS_H_
+#define SWEEP_TRAINER_METRICS_H_
 
 #include <cstdio>
 #include <string>
@@ -38,4 +38,4 @@ class MetricsWriter {
 
 }  // namespace sweep::trainer
 
-#endif  // SWEEP_WORKER_TRAINER_METRICS_H_
+#endif  // SWEEP_TRAINER_METRICS_H_

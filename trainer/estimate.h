@@ -10,16 +10,16 @@
 // Everything is float32 (4 bytes) except the labels (int64).
 //
 // Thread-safe: pure functions.
-#ifndef SWEEP_WORKER_TRAINER_ESTIMATE_H_
-#define SWEEP_WORKER_TRAINER_ESTIMATE_H_
+#ifndef SWEEP_TRAINER_ESTIMATE_H_
+#define SWEEP_TRAINER_ESTIMATE_H_
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "worker/trainer/data.h"
-#include "worker/trainer/params.h"
+#include "trainer/data.h"
+#include "trainer/params.h"
 
 namespace sweep::trainer {
 
@@ -76,4 +76,4 @@ std::string MemoryEstimateJson(const MemoryEstimate& estimate,
 
 }  // namespace sweep::trainer
 
-#endif  // SWEEP_WORKER_TRAINER_ESTIMATE_H_
+#endif  // SWEEP_TRAINER_ESTIMATE_H_

@@ -1,4 +1,4 @@
-#include "worker/trainer/estimate.h"
+#include "trainer/estimate.h"
 
 #include <algorithm>
 #include <set>
@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_util.h"
 #include "nlohmann/json.hpp"
+#include "trainer/contract.h"
 
 namespace sweep::trainer {
 namespace {
@@ -172,7 +173,7 @@ std::string MemoryEstimateJson(const MemoryEstimate& e, const TrainerParams& p,
   j["optimizer_bytes"] = e.optimizer_bytes;
   j["activation_bytes"] = e.activation_bytes;
   j["data_bytes"] = e.data_bytes;
-  j["total_bytes"] = e.total_bytes;
+  j[kEstimateTotalKey] = e.total_bytes;
   j["trainable_parameters"] = e.trainable_parameters;
   j["optimizer"] = p.optimizer;
   j["optimizer_slots"] = e.optimizer_slots;
