@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""sweep's benchmarks against what users would pick instead (issue 8).
+"""sweep's benchmarks against what users would pick instead.
 
     python3 bench/bench.py [--only dispatch,makespan,ingest,scale] [--reps N]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one benchmark command (issue 8): sweep against what users would pick instead.
+# The one benchmark command: sweep against what users would pick instead.
 #
 #   bash bench/run.sh                       # everything, 3 runs each; rewrites docs/BENCHMARKS.md
 #   bash bench/run.sh --only dispatch,ingest --reps 5 --no-doc

@@ -1,4 +1,4 @@
-// Hostile HTTP clients against the dashboard (issue #20): connections that trickle
+// Hostile HTTP clients against the dashboard: connections that trickle
 // a header line every half second, piles of idle connections, oversized heads,
 // requests without the token. Each is made with raw sockets against a real server:
 // the `sweep scheduler` process for the attack as a user would meet it, and a

@@ -80,7 +80,7 @@ TEST(EstimateTest, ExpectedStepsComeFromEpochsOrMaxIter) {
   EXPECT_EQ(ExpectedSteps(s, R"({"lr": 0.1})"), 27);
 }
 
-// ---- energy (issue 6) ------------------------------------------------------------
+// ---- energy ----------------------------------------------------------------------
 
 TEST(EstimateTest, EnergyIsWhatWasMeasuredPlusTheMeanForWhatIsLeftAndCostsPerKwh) {
   EstimateInput in;

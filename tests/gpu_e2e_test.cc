@@ -1,4 +1,4 @@
-// GPU placement end to end (issue 6), with a real scheduler and `sweep worker --gpus
+// GPU placement end to end, with a real scheduler and `sweep worker --gpus
 // all` processes on loopback and the fake libnvidia-ml.so.1 (tests/fake_nvml.cc)
 // first in their LD_LIBRARY_PATH: packing by count and by memory, trials of two
 // GPUs, refusal at submit, the no-silent-CPU flag, out of memory, release of GPU

@@ -1,4 +1,4 @@
-// Messages from unknown or misbehaving clients (issue 7, "Bad input"): stale or
+// Messages from unknown or misbehaving clients: stale or
 // made-up leases, huge batches, NaN and infinite values, invalid UTF-8, bytes
 // that are no protobuf at all, and parameter values full of shell syntax. Each
 // gets a clear status and none takes the scheduler down.
@@ -248,7 +248,7 @@ TEST_F(HostileCoreTest, AnUnknownOutcomeEndsTheTrialAsFailed) {
 // NaN cannot be stored (metrics.value is REAL NOT NULL, and SQLite binds NaN as
 // NULL) and carries no comparable result; infinities would rank a trial best or
 // worst forever. The trial contract drops them at the worker; a client that sends
-// them anyway loses only those points (issue 20): the report's other points are
+// them anyway loses only those points: the report's other points are
 // stored, the response counts what was left out, and the trial's events say so
 // once per metric name.
 TEST_F(HostileCoreTest, NanAndInfiniteValuesAreLeftOutAndTheOtherPointsStored) {
@@ -742,7 +742,7 @@ TEST_F(HostileWireTest, ManyStaleReportsInParallelAreAllRefusedAndHarmless) {
 
 // ---------------------------------------------------------------- a real scheduler
 
-// Issue 20 against a real `sweep scheduler` process over gRPC, as a client that
+// Bounds on requests against a real `sweep scheduler` process over gRPC, as a client that
 // does not go through the CLI (or a worker that does not cut what it sends) would.
 class HostileProcessTest : public ::testing::Test {
  protected:

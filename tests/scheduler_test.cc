@@ -744,7 +744,7 @@ TEST_F(SchedulerTest, ARetriedFinishGetsTheSameNextTrialAgain) {
 }
 
 
-// ---------------------------------------------------------------- issue 20
+// ---------------------------------------------------------------- bounds on requests
 
 TEST_F(SchedulerTest, ThreeThousandRegistrationsFromOneHostGetDistinctIdsAndRows) {
   options_.max_workers_per_host = 3000;

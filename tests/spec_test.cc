@@ -1018,7 +1018,7 @@ TEST(ParseSpecErrorTest, AnAliasThatContainsItselfIsAnErrorNotACrash) {
             "node containing it");
 }
 
-// The limits of issue 20: each bounds the work of a parse before it is done.
+// The limits on a spec: each bounds the work of a parse before it is done.
 
 // `path` and one more level of key "a".
 std::string JoinKeys(const std::string& path) {
@@ -1566,7 +1566,7 @@ TEST(BuildCommandTest, EmptyResultAndNonObjectParamsAreErrors) {
             "trial parameters must be a JSON object, got [1]");
 }
 
-// ---- GPU placement keys (issue 6) ----------------------------------------------
+// ---- GPU placement keys ----------------------------------------------------------
 
 constexpr char kGpuHead[] = "method: random\nparameters:\n  a: {value: 1}\n";
 

@@ -95,7 +95,7 @@ TEST(StoreTest, MissingRowsAreNotFound) {
   EXPECT_EQ(store->LoadTrial("nope-0001").status().code(), absl::StatusCode::kNotFound);
 }
 
-// A registration never takes over another worker's row (issue 20).
+// A registration never takes over another worker's row.
 TEST(StoreTest, InsertingAWorkerWhoseIdIsTakenFailsAndLeavesTheRowAsItWas) {
   TempDir dir;
   auto store = Store::Open(dir / "sweeps.db");

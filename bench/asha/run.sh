@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ASHA against the same configurations run in full (issue 5, "Benchmark").
+# ASHA against the same configurations run in full.
 #
 # Runs bench/asha/full.yaml (12 MLP configurations on a Fashion-MNIST subset, 9 epochs
 # each, no early stopping), then bench/asha/asha.yaml (the same grid with

@@ -7,7 +7,7 @@
 // queue without bound), and its read timeout applies to each recv, not to a request: a
 // client that sends a header line every half second holds a thread for as long as
 // it likes. Eight such clients, or enough idle connections, left every later
-// request queued (issue #20). httplib has no total header deadline, no connection
+// request queued. httplib has no total header deadline, no connection
 // limit and no way to take a thread back from a waiting connection, and raising
 // the pool size only raises the number of attackers needed.
 //

@@ -129,13 +129,6 @@ absl::StatusOr<Model> BuildModel(const TrainerParams& p,
   return m;
 }
 
-int64_t MemoryEstimateBytes(const Model& m, int64_t batch_size,
-                            int optimizer_slots) {
-  constexpr int64_t kFloat = 4;
-  return m.parameters * kFloat * (2 + optimizer_slots) +
-         batch_size * m.activations_per_sample * kFloat;
-}
-
 void Model::SetTraining(bool training) const {
   torch::nn::Sequential net = this->net;  // a handle; the module is not const
   net->train(training);

@@ -49,14 +49,6 @@ absl::StatusOr<Model> BuildModel(const TrainerParams& params,
                                  const std::vector<int64_t>& sample_shape,
                                  int64_t num_classes);
 
-// A simpler count than estimate.h's, which is what the trainer reports and
-// `--estimate-memory` prints (this one is no longer used by the trainer).
-// Bytes that one training step needs: weights, gradients and optimizer state
-// (`optimizer_slots` tensors the size of the parameters: 0 for plain sgd, 1 for
-// sgd with momentum, 2 for adam/adamw), all float32, plus the activations of
-// one batch.
-int64_t MemoryEstimateBytes(const Model& model, int64_t batch_size,
-                            int optimizer_slots);
 
 // Marks the parameters of the layers in `names` as fixed (requires_grad false,
 // and batch norm statistics no longer updated) and records them in
