@@ -93,16 +93,4 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-bool IsLoopbackAddress(std::string_view host_port) {
-  std::string_view host = host_port;
-  if (host.starts_with("ipv4:")) host.remove_prefix(5);
-  if (host.starts_with("[")) {
-    size_t end = host.find(']');
-    host = host.substr(1, end == std::string_view::npos ? host.size() : end - 1);
-  } else if (size_t colon = host.rfind(':'); colon != std::string_view::npos) {
-    host = host.substr(0, colon);
-  }
-  return host == "localhost" || host == "::1" || host.starts_with("127.");
-}
-
 }  // namespace sweep

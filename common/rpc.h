@@ -48,9 +48,6 @@ grpc::Status CheckToken(const grpc::ServerContext* ctx, const std::string& expec
 // Compares in time that depends only on the lengths.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
-// True for addresses only this machine can reach: 127.0.0.0/8, [::1], localhost.
-bool IsLoopbackAddress(std::string_view host_port);
-
 }  // namespace sweep
 
 #endif  // SWEEP_COMMON_RPC_H_
