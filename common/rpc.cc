@@ -1,11 +1,8 @@
 #include "common/rpc.h"
 
-#include <algorithm>
-#include <fstream>
-#include <sstream>
+#include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "spdlog/spdlog.h"
 
 namespace sweep {
@@ -15,20 +12,6 @@ constexpr char kAuthKey[] = "authorization";
 constexpr char kBearer[] = "Bearer ";
 
 }  // namespace
-
-absl::StatusOr<std::string> ReadSecretFile(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(std::string(what), ": cannot read ", path));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text(absl::StripAsciiWhitespace(ss.str()));
-  if (text.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(std::string(what), ": ", path, " is empty"));
-  }
-  return text;
-}
 
 absl::StatusOr<RpcSecurity> LoadRpcSecurity(const std::string& token_file,
                                             const std::string& tls_ca_file) {
@@ -80,17 +63,6 @@ grpc::Status CheckToken(const grpc::ServerContext* ctx, const std::string& expec
                       it == md.end() ? "this scheduler requires a token: pass --token-file "
                                        "(or set SWEEP_TOKEN_FILE)"
                                      : "wrong token");
-}
-
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  size_t n = std::max(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= x ^ y;
-  }
-  return diff == 0;
 }
 
 }  // namespace sweep

@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/address.h"
+#include "common/secret.h"
 #include "common/status_util.h"
 #include "dashboard/internal/assets.h"
 #include "dashboard/internal/guarded_server.h"
@@ -39,14 +40,6 @@ std::string RandomToken() {
   std::string out;
   for (int i = 0; i < 6; ++i) absl::StrAppend(&out, absl::Hex(rd(), absl::kZeroPad8));
   return out;
-}
-
-// Compares without an early exit, so the time taken does not leak the token.
-bool SameToken(absl::string_view a, absl::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i];
-  return diff == 0;
 }
 
 std::string CookieValue(const httplib::Request& req, const std::string& name) {
@@ -282,7 +275,7 @@ void Dashboard::Route() {
     } else {
       given = CookieValue(req, cookie_name);
     }
-    if (given.empty() || !SameToken(given, token_)) {
+    if (given.empty() || !ConstantTimeEquals(given, token_)) {
       int status = given.empty() ? 401 : 403;
       std::string why = given.empty()
                             ? "this dashboard needs its token: add ?token=... (printed by "
