@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
-#include "scheduler/service.h"
 #include "common/address.h"
+#include "common/rpc.h"
 
 namespace sweep {
 namespace {

@@ -41,6 +41,14 @@ void Authorize(grpc::ClientContext* ctx, const RpcSecurity& sec);
 // UNAUTHENTICATED otherwise.
 grpc::Status CheckToken(const grpc::ServerContext* ctx, const std::string& expected);
 
+// The one conversion between absl and gRPC statuses: codes map one to one (they
+// share their numbering) and the message is kept. ToGrpcStatus returns
+// grpc::Status::OK for an OK status; FromGrpcStatus returns absl::OkStatus() for
+// an OK one. The services answer with ToGrpcStatus; clients (the CLI, the worker)
+// read answers with FromGrpcStatus.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
 }  // namespace sweep
 
 #endif  // SWEEP_COMMON_RPC_H_
