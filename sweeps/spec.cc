@@ -199,6 +199,22 @@ std::string_view DistributionName(Distribution d) {
   return "unknown";
 }
 
+std::optional<Method> MethodNamed(std::string_view name) {
+  for (Method m : kMethods) {
+    if (MethodName(m) == name) return m;
+  }
+  return std::nullopt;
+}
+
+std::string MethodNames() {
+  std::string out;
+  for (Method m : kMethods) {
+    if (!out.empty()) out += ", ";
+    out += MethodName(m);
+  }
+  return out;
+}
+
 std::string_view MethodName(Method m) {
   switch (m) {
     case Method::kGrid:

@@ -35,8 +35,21 @@ struct Position {
 enum class Method { kGrid, kRandom, kBayes, kSobol };
 enum class Goal { kMinimize, kMaximize };
 
+// Every method, in the order messages list them. With MethodName and MethodNamed,
+// the one table of method names: the parser, the scheduler (the stored `method`
+// column) and the CLI all spell methods through it.
+inline constexpr Method kMethods[] = {Method::kGrid, Method::kRandom, Method::kBayes,
+                                      Method::kSobol};
+
 // Returns the spec's spelling of `m` ("grid", "random", "bayes", "sobol").
 std::string_view MethodName(Method m);
+
+// Returns the method spelled `name` (exactly, as MethodName spells it), or nullopt.
+std::optional<Method> MethodNamed(std::string_view name);
+
+// Returns the method names of kMethods joined for a message: "grid, random, bayes,
+// sobol".
+std::string MethodNames();
 
 // Returns the spec's spelling of `g` ("minimize", "maximize").
 std::string_view GoalName(Goal g);

@@ -532,6 +532,20 @@ TEST(ParseSpecTest, NamesEnumsTheWayTheSpecSpellsThem) {
             "q_log_uniform_values");
 }
 
+TEST(ParseSpecTest, EveryMethodIsReadBackFromItsOwnName) {
+  for (Method m : kMethods) {
+    EXPECT_EQ(MethodNamed(MethodName(m)), m) << MethodName(m);
+    const SweepSpec spec = Parse(absl::StrCat(
+        "method: ", std::string(MethodName(m)),
+        "\nprogram: t.py\nmetric: {name: loss}\nparameters:\n  a: {values: [1, 2]}\n"));
+    EXPECT_EQ(spec.method, m) << MethodName(m);
+  }
+  EXPECT_EQ(MethodNamed("Grid"), std::nullopt);
+  EXPECT_EQ(MethodNamed("hyperopt"), std::nullopt);
+  EXPECT_EQ(MethodNamed(""), std::nullopt);
+  EXPECT_EQ(MethodNames(), "grid, random, bayes, sobol");
+}
+
 // ---------------------------------------------------------------------------
 // Parsing: bad specs, each with its exact message
 
