@@ -215,6 +215,19 @@ std::string MethodNames() {
   return out;
 }
 
+bool IsBetter(Goal goal, double a, double b) {
+  return goal == Goal::kMaximize ? a > b : a < b;
+}
+
+bool ReachedTarget(const Metric& m, double value) {
+  if (!m.target) return false;
+  return m.goal == Goal::kMaximize ? value >= *m.target : value <= *m.target;
+}
+
+double GpuShare(const Resources& r) {
+  return std::max(1, r.gpus_per_trial) / static_cast<double>(std::max(1, r.trials_per_gpu));
+}
+
 std::string_view MethodName(Method m) {
   switch (m) {
     case Method::kGrid:
