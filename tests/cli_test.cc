@@ -1,5 +1,6 @@
 // The `sweep` command's contract for bad input: clear messages and exit codes
 // (2 bad input, 1 unreachable scheduler), and nothing written to the database.
+#include "common/version.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
@@ -157,6 +158,12 @@ TEST_F(CliTest, ASobolSweepIsCalledSobolEverywhereTheCliNamesItsMethod) {
   EXPECT_EQ(trials.exit_code, 0) << trials.err;
   EXPECT_THAT(trials.out, HasSubstr(sweep + "-0003"));
   EXPECT_THAT(trials.out, ::testing::Not(HasSubstr("bayes")));
+}
+
+TEST_F(CliTest, VersionPrintsTheOneVersionString) {
+  CommandResult r = RunSweep({"--version"}, dir_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "sweep " + std::string(Version()) + "\n");
 }
 
 TEST_F(CliTest, BadFlagIsBadInput) {

@@ -23,6 +23,7 @@
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 #include "common/utf8.h"
+#include "common/version.h"
 #include "worker/log_cap.h"
 
 extern char** environ;
@@ -246,7 +247,7 @@ bool Slot::Register() {
   req.set_host(Hostname());
   req.set_pid(getpid());
   req.set_slot(index_);
-  req.set_version("0.1.0");
+  req.set_version(std::string(Version()));
   if (gpu_) {
     req.mutable_gpu()->set_index(gpu_->index);
     req.mutable_gpu()->set_uuid(gpu_->uuid);
