@@ -18,10 +18,6 @@
 namespace sweep {
 namespace {
 
-// Whether `s` is valid UTF-8 without NUL characters.
-bool IsCleanUtf8(const std::string& s) {
-  return s.find('\0') == std::string::npos && FirstInvalidUtf8(s) == std::string::npos;
-}
 
 // Why a metric point cannot be stored, or "". Every stored point is storable and
 // comparable: a name that is non-empty UTF-8 without NUL, a finite value and time
