@@ -4,7 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
-#include "scheduler/service.h"
+#include "common/address.h"
+#include "common/rpc.h"
 
 namespace sweep {
 namespace {
@@ -22,7 +23,7 @@ std::unique_ptr<grpc::ClientContext> SweepClient::Context() const {
 
 std::string DefaultSchedulerAddress() {
   const char* env = std::getenv("SWEEP_SCHEDULER");
-  return env && *env ? env : "127.0.0.1:50051";
+  return env && *env ? env : kDefaultSchedulerAddress;
 }
 
 SweepClient::SweepClient(std::string address, RpcSecurity security)

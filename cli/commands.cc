@@ -32,11 +32,9 @@ double Now() { return absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()); }
 void PrintJson(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
 
 std::string Describe(const spec::SweepSpec& s, std::optional<int64_t> budget) {
-  const char* method = s.method == spec::Method::kGrid     ? "grid"
-                       : s.method == spec::Method::kRandom ? "random"
-                                                           : "bayes";
-  std::string out = absl::StrCat(method, " search over ", s.parameters.size(),
-                                 " parameter", s.parameters.size() == 1 ? "" : "s", ", ");
+  std::string out =
+      absl::StrCat(std::string(spec::MethodName(s.method)), " search over ",
+                   s.parameters.size(), " parameter", s.parameters.size() == 1 ? "" : "s", ", ");
   if (budget) {
     absl::StrAppend(&out, *budget, " trial", *budget == 1 ? "" : "s");
   } else {

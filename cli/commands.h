@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/client.h"
+#include "common/address.h"
 #include "scheduler/server.h"
 #include "sweeps/spec.h"
 #include "worker/worker.h"
@@ -46,7 +47,7 @@ struct RunCommandOptions {
   std::string db = "sweeps.db";
   std::string work_dir = "sweep-runs";
   std::string log_level = "warn";
-  std::string http = "127.0.0.1:8080";  // the dashboard's address, or "off"
+  std::string http = kDefaultDashboardAddress;  // the dashboard's address, or "off"
 };
 int RunCommand(const RunCommandOptions& o);
 

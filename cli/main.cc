@@ -1,6 +1,7 @@
 // `sweep`: the command-line entry point. Parses flags into option structs and
 // dispatches to cli/commands.h; no logic of its own.
 #include <iostream>
+#include <string>
 
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
@@ -10,6 +11,7 @@
 #include "cli/slurm.h"
 #include "common/logging.h"
 #include "common/status_util.h"
+#include "common/version.h"
 
 namespace {
 
@@ -23,7 +25,7 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"sweep: hyperparameter sweeps on every GPU you have"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "sweep 0.1.0");
+  app.set_version_flag("--version", "sweep " + std::string(Version()));
   ClientOptions scheduler;
   if (const char* f = getenv("SWEEP_TOKEN_FILE")) scheduler.token_file = f;
   if (const char* f = getenv("SWEEP_TLS_CA")) scheduler.tls_ca = f;

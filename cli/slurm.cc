@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/address.h"
 #include "common/logging.h"
 #include "common/process.h"
 #include "common/status_util.h"
@@ -58,16 +59,6 @@ absl::Status ValidateName(absl::string_view flag, const std::string& v,
   if (v.empty() || AllOf(v, extra)) return absl::OkStatus();
   return Bad(flag, absl::StrCat("'", absl::CHexEscape(v),
                                 "' may hold only letters, digits and these: ", extra));
-}
-
-bool IsLoopback(const std::string& address) {
-  absl::string_view host = address;
-  if (absl::ConsumePrefix(&host, "[")) {
-    host = host.substr(0, host.find(']'));
-  } else {
-    host = host.substr(0, host.rfind(':'));
-  }
-  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
 std::string Absolute(const std::string& path) {
@@ -319,7 +310,7 @@ int SlurmWorkersCommand(SlurmWorkersOptions o, bool dry_run) {
     std::cerr << "error: " << script.status().message() << "\n";
     return kExitBadInput;
   }
-  if (IsLoopback(o.scheduler.address)) {
+  if (IsLoopbackAddress(o.scheduler.address)) {
     std::cerr << "warning: --scheduler " << o.scheduler.address
               << " is a loopback address: only workers on this very machine can reach it; "
                  "give the head node's name or address\n";

@@ -1,11 +1,8 @@
 #include "common/rpc.h"
 
-#include <algorithm>
-#include <fstream>
-#include <sstream>
+#include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "spdlog/spdlog.h"
 
 namespace sweep {
@@ -15,20 +12,6 @@ constexpr char kAuthKey[] = "authorization";
 constexpr char kBearer[] = "Bearer ";
 
 }  // namespace
-
-absl::StatusOr<std::string> ReadSecretFile(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(std::string(what), ": cannot read ", path));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text(absl::StripAsciiWhitespace(ss.str()));
-  if (text.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(std::string(what), ": ", path, " is empty"));
-  }
-  return text;
-}
 
 absl::StatusOr<RpcSecurity> LoadRpcSecurity(const std::string& token_file,
                                             const std::string& tls_ca_file) {
@@ -82,27 +65,16 @@ grpc::Status CheckToken(const grpc::ServerContext* ctx, const std::string& expec
                                      : "wrong token");
 }
 
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  size_t n = std::max(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= x ^ y;
-  }
-  return diff == 0;
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
 }
 
-bool IsLoopbackAddress(std::string_view host_port) {
-  std::string_view host = host_port;
-  if (host.starts_with("ipv4:")) host.remove_prefix(5);
-  if (host.starts_with("[")) {
-    size_t end = host.find(']');
-    host = host.substr(1, end == std::string_view::npos ? host.size() : end - 1);
-  } else if (size_t colon = host.rfind(':'); colon != std::string_view::npos) {
-    host = host.substr(0, colon);
-  }
-  return host == "localhost" || host == "::1" || host.starts_with("127.");
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
 }
 
 }  // namespace sweep

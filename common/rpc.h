@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "common/secret.h"
 #include "grpcpp/grpcpp.h"
 
 namespace sweep {
@@ -24,13 +25,8 @@ struct RpcSecurity {
                        // empty: plaintext
 };
 
-// Reads a secret (token) or PEM file: its contents with surrounding whitespace
-// trimmed. NotFound when it cannot be read, InvalidArgument when it is empty.
-// `what` names the flag in messages ("--token-file").
-absl::StatusOr<std::string> ReadSecretFile(const std::string& path, std::string_view what);
-
 // Builds RpcSecurity from the paths of a token file and a CA file (either may be
-// empty). Errors as ReadSecretFile.
+// empty). Errors as ReadSecretFile (common/secret.h).
 absl::StatusOr<RpcSecurity> LoadRpcSecurity(const std::string& token_file,
                                             const std::string& tls_ca_file);
 
@@ -45,11 +41,13 @@ void Authorize(grpc::ClientContext* ctx, const RpcSecurity& sec);
 // UNAUTHENTICATED otherwise.
 grpc::Status CheckToken(const grpc::ServerContext* ctx, const std::string& expected);
 
-// Compares in time that depends only on the lengths.
-bool ConstantTimeEquals(std::string_view a, std::string_view b);
-
-// True for addresses only this machine can reach: 127.0.0.0/8, [::1], localhost.
-bool IsLoopbackAddress(std::string_view host_port);
+// The one conversion between absl and gRPC statuses: codes map one to one (they
+// share their numbering) and the message is kept. ToGrpcStatus returns
+// grpc::Status::OK for an OK status; FromGrpcStatus returns absl::OkStatus() for
+// an OK one. The services answer with ToGrpcStatus; clients (the CLI, the worker)
+// read answers with FromGrpcStatus.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace sweep
 

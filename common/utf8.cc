@@ -36,6 +36,11 @@ size_t FirstInvalidUtf8(std::string_view text) {
   return std::string_view::npos;
 }
 
+bool IsCleanUtf8(std::string_view text) {
+  return text.find('\0') == std::string_view::npos &&
+         FirstInvalidUtf8(text) == std::string_view::npos;
+}
+
 std::string CleanUtf8(std::string_view text) {
   std::string out;
   out.reserve(text.size());

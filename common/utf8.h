@@ -14,6 +14,10 @@ namespace sweep {
 // std::string_view::npos when all of it is valid.
 size_t FirstInvalidUtf8(std::string_view text);
 
+// Returns whether `text` is valid UTF-8 without NULs: whether CleanUtf8 would
+// return it unchanged.
+bool IsCleanUtf8(std::string_view text);
+
 // `text` without the bytes that are not part of valid UTF-8, and without NULs: text
 // that a protobuf string field and JSON take.
 std::string CleanUtf8(std::string_view text);

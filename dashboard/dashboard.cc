@@ -1,6 +1,5 @@
 #include "dashboard/dashboard.h"
 
-#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/address.h"
+#include "common/secret.h"
 #include "common/status_util.h"
 #include "dashboard/internal/assets.h"
 #include "dashboard/internal/guarded_server.h"
@@ -39,20 +40,6 @@ std::string RandomToken() {
   std::string out;
   for (int i = 0; i < 6; ++i) absl::StrAppend(&out, absl::Hex(rd(), absl::kZeroPad8));
   return out;
-}
-
-// Compares without an early exit, so the time taken does not leak the token.
-bool SameToken(absl::string_view a, absl::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i];
-  return diff == 0;
-}
-
-// The host part of a Host header ("127.0.0.1:8080", "[::1]:8080", "localhost").
-absl::string_view HostOfHeader(absl::string_view h) {
-  if (absl::ConsumePrefix(&h, "[")) return h.substr(0, h.find(']'));
-  return h.substr(0, h.rfind(':') == absl::string_view::npos ? h.size() : h.rfind(':'));
 }
 
 std::string CookieValue(const httplib::Request& req, const std::string& name) {
@@ -156,16 +143,6 @@ absl::StatusOr<HostPort> ParseHttpAddress(absl::string_view address) {
     return bad();
   }
   return hp;
-}
-
-bool IsLoopbackHost(absl::string_view host) {
-  std::string h = absl::AsciiStrToLower(host);
-  if (h == "localhost" || h == "::1") return true;
-  in_addr v4{};
-  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
-  return false;
 }
 
 absl::StatusOr<std::unique_ptr<Dashboard>> Dashboard::Start(const DashboardOptions& o) {
@@ -277,7 +254,7 @@ void Dashboard::Route() {
     }
     if (token_.empty()) {
       // Loopback: a page on another site must not reach us through DNS rebinding.
-      if (req.has_header("Host") && !IsLoopbackHost(HostOfHeader(req.get_header_value("Host")))) {
+      if (req.has_header("Host") && !IsLoopbackAddress(req.get_header_value("Host"))) {
         return refuse(403, "the dashboard answers only to a loopback Host header");
       }
       ++handled_;
@@ -298,7 +275,7 @@ void Dashboard::Route() {
     } else {
       given = CookieValue(req, cookie_name);
     }
-    if (given.empty() || !SameToken(given, token_)) {
+    if (given.empty() || !ConstantTimeEquals(given, token_)) {
       int status = given.empty() ? 401 : 403;
       std::string why = given.empty()
                             ? "this dashboard needs its token: add ?token=... (printed by "

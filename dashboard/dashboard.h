@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/address.h"
 #include "common/clock.h"
 
 namespace sweep {
@@ -84,7 +85,7 @@ struct HttpStats {
 
 struct DashboardOptions {
   // host:port to serve on; port 0 picks a free one. "[::1]:8080" for IPv6.
-  std::string address = "127.0.0.1:8080";
+  std::string address = kDefaultDashboardAddress;
   // The scheduler's database; it must exist (the scheduler creates it first).
   std::string db_path = "sweeps.db";
   // The token required off loopback. Empty: a random one is drawn. Ignored (no
@@ -102,10 +103,6 @@ struct HostPort {
 // Parses "HOST:PORT", "[V6]:PORT" or a bare "PORT" (on 127.0.0.1). Returns
 // InvalidArgument (naming the text and the expected form) for anything else.
 absl::StatusOr<HostPort> ParseHttpAddress(absl::string_view address);
-
-// Returns whether `host` names this machine's loopback interface only
-// ("localhost", 127.0.0.0/8, "::1").
-bool IsLoopbackHost(absl::string_view host);
 
 class Dashboard {
  public:

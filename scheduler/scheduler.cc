@@ -18,12 +18,6 @@
 namespace sweep {
 namespace {
 
-bool Better(double a, double b, bool maximize) { return maximize ? a > b : a < b; }
-
-// Whether `s` is valid UTF-8 without NUL characters.
-bool IsCleanUtf8(const std::string& s) {
-  return s.find('\0') == std::string::npos && FirstInvalidUtf8(s) == std::string::npos;
-}
 
 // Why a metric point cannot be stored, or "". Every stored point is storable and
 // comparable: a name that is non-empty UTF-8 without NUL, a finite value and time
@@ -190,8 +184,7 @@ absl::Status Scheduler::Rebuild(bool load_workers) {
     }
     if (const std::optional<spec::Metric>& m = s.spec.metric; m && m->target) {
       for (const spec::Observation& o : s.history) {
-        if (o.value && !(m->goal == spec::Goal::kMaximize ? *o.value < *m->target
-                                                           : *o.value > *m->target)) {
+        if (o.value && spec::ReachedTarget(*m, *o.value)) {
           StopLaunching(s, absl::StrCat("metric.target (", m->name, " ", *m->target,
                                         ") reached"));
           break;
@@ -697,12 +690,11 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetricsLocked(const v
                                .value = p.value(),
                                .time = p.time()});
     if (s.spec.metric && p.name() == s.spec.metric->name) {
-      bool maximize = s.spec.metric->goal == spec::Goal::kMaximize;
       if (p.step() >= final_step) {
         final_step = p.step();
         row.final_metric = p.value();
       }
-      if (!row.best_metric || Better(p.value(), *row.best_metric, maximize)) {
+      if (!row.best_metric || spec::IsBetter(s.spec.metric->goal, p.value(), *row.best_metric)) {
         row.best_metric = p.value();
       }
     }
@@ -730,8 +722,7 @@ absl::StatusOr<v1::ReportMetricsResponse> Scheduler::ReportMetricsLocked(const v
     std::stable_sort(series.begin(), series.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     for (const auto& [step, value] : series) {
-      if (m.target && !(m.goal == spec::Goal::kMaximize ? value < *m.target
-                                                         : value > *m.target)) {
+      if (spec::ReachedTarget(m, value)) {
         StopLaunching(sweep, absl::StrCat("metric.target (", m.name, " ", *m.target,
                                           ") reached by trial ", t->row.id));
       }
@@ -1044,10 +1035,7 @@ void Scheduler::AddEstimate(const SweepState& s, v1::SweepSummary& out) {
   in.slots = std::max(1, s.spec.max_concurrent > 0
                              ? std::min(slots.eligible, s.spec.max_concurrent)
                              : slots.eligible);
-  in.gpus_per_trial = slots.gpu > 0 ? std::max(1, s.spec.resources.gpus_per_trial) /
-                                           static_cast<double>(
-                                               std::max(1, s.spec.resources.trials_per_gpu))
-                                     : 0;
+  in.gpus_per_trial = slots.gpu > 0 ? spec::GpuShare(s.spec.resources) : 0;
   in.energy = s.energy;
   Estimate e = EstimateSweep(in);
   out.set_has_estimate(e.known);

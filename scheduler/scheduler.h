@@ -260,12 +260,10 @@ class Scheduler {
   // Fills the estimate fields of `out` for a running sweep.
   void AddEstimate(const SweepState& s, v1::SweepSummary& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // GPUs a trial of `s` holds on the slot it ran on (0 on a CPU slot): a share of
-  // one when trials_per_gpu trials share a GPU.
+  // GPUs a trial of `s` holds on the slot it ran on: 0 on a CPU slot, else
+  // spec::GpuShare.
   static double TrialGpus(const SweepState& s, const TrialRow& t) {
-    if (t.gpu < 0) return 0;
-    const spec::Resources& r = s.spec.resources;
-    return std::max(1, r.gpus_per_trial) / static_cast<double>(std::max(1, r.trials_per_gpu));
+    return t.gpu < 0 ? 0 : spec::GpuShare(s.spec.resources);
   }
   // ---- GPU placement (scheduler/placement.h)
   // The GPUs of the connected GPU slots, grouped by (host, UUID), with the trials

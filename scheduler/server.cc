@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/address.h"
 #include "common/rpc.h"
 #include "common/status_util.h"
 #include "spdlog/spdlog.h"

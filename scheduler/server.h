@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
+#include "common/address.h"
 #include "dashboard/dashboard.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/service.h"
@@ -18,11 +19,11 @@
 namespace sweep {
 
 struct ServerOptions {
-  std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one
+  std::string listen = kDefaultSchedulerAddress;  // host:port; port 0 picks a free one
   std::string db_path = "sweeps.db";
   SchedulerOptions scheduler;
   // The dashboard's HTTP address (port 0 picks a free one), or "off".
-  std::string http = "127.0.0.1:8080";
+  std::string http = kDefaultDashboardAddress;
   // The token the dashboard requires off loopback; empty: the gRPC token when there
   // is one, else a random one.
   std::string http_token;

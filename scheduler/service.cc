@@ -32,18 +32,6 @@ grpc::Status Forward(grpc::ServerContext* ctx, const std::string& token, const c
 
 }  // namespace
 
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
-
-absl::Status FromGrpcStatus(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
-}
-
 MessageLimits MessageLimits::ForSpecsOf(int64_t max_spec_bytes) {
   MessageLimits limits;
   limits.submit = std::max(limits.submit, max_spec_bytes + (64 << 10));

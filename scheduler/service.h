@@ -2,7 +2,7 @@
 //
 // Each RPC checks the caller's token (when the scheduler has one) and the size of
 // its request (MessageLimits), forwards to the core and converts its absl::Status
-// to a grpc::Status in one place (ToGrpcStatus). Thread-safe, as the core is.
+// to a grpc::Status (ToGrpcStatus, common/rpc.h). Thread-safe, as the core is.
 #ifndef SWEEP_SCHEDULER_SERVICE_H_
 #define SWEEP_SCHEDULER_SERVICE_H_
 
@@ -12,11 +12,6 @@
 #include "sweep/v1/sweep.grpc.pb.h"
 
 namespace sweep {
-
-// Maps absl status codes one to one onto gRPC's (they share their numbering).
-grpc::Status ToGrpcStatus(const absl::Status& status);
-// The inverse, used by clients.
-absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // The most bytes a request of each RPC may have (docs/security.md). gRPC refuses
 // a request beyond Largest() as it arrives (ServerBuilder::SetMaxReceiveMessageSize,

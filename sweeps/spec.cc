@@ -199,6 +199,35 @@ std::string_view DistributionName(Distribution d) {
   return "unknown";
 }
 
+std::optional<Method> MethodNamed(std::string_view name) {
+  for (Method m : kMethods) {
+    if (MethodName(m) == name) return m;
+  }
+  return std::nullopt;
+}
+
+std::string MethodNames() {
+  std::string out;
+  for (Method m : kMethods) {
+    if (!out.empty()) out += ", ";
+    out += MethodName(m);
+  }
+  return out;
+}
+
+bool IsBetter(Goal goal, double a, double b) {
+  return goal == Goal::kMaximize ? a > b : a < b;
+}
+
+bool ReachedTarget(const Metric& m, double value) {
+  if (!m.target) return false;
+  return m.goal == Goal::kMaximize ? value >= *m.target : value <= *m.target;
+}
+
+double GpuShare(const Resources& r) {
+  return std::max(1, r.gpus_per_trial) / static_cast<double>(std::max(1, r.trials_per_gpu));
+}
+
 std::string_view MethodName(Method m) {
   switch (m) {
     case Method::kGrid:

@@ -35,11 +35,28 @@ struct Position {
 enum class Method { kGrid, kRandom, kBayes, kSobol };
 enum class Goal { kMinimize, kMaximize };
 
+// Every method, in the order messages list them. With MethodName and MethodNamed,
+// the one table of method names: the parser, the scheduler (the stored `method`
+// column) and the CLI all spell methods through it.
+inline constexpr Method kMethods[] = {Method::kGrid, Method::kRandom, Method::kBayes,
+                                      Method::kSobol};
+
 // Returns the spec's spelling of `m` ("grid", "random", "bayes", "sobol").
 std::string_view MethodName(Method m);
 
+// Returns the method spelled `name` (exactly, as MethodName spells it), or nullopt.
+std::optional<Method> MethodNamed(std::string_view name);
+
+// Returns the method names of kMethods joined for a message: "grid, random, bayes,
+// sobol".
+std::string MethodNames();
+
 // Returns the spec's spelling of `g` ("minimize", "maximize").
 std::string_view GoalName(Goal g);
+
+// Returns whether `a` is strictly better than `b` under `goal` (larger when
+// maximizing, smaller when minimizing); false when either is NaN.
+bool IsBetter(Goal goal, double a, double b);
 
 // W&B's distribution names; see docs/spec.md for each one's meaning.
 enum class Distribution {
@@ -89,6 +106,11 @@ struct Metric {
   std::optional<double> target;  // stop launching once a trial reaches it
 };
 
+// Returns whether `value` of the metric reached `m.target`: at least the target when
+// maximizing, at most it when minimizing. False when there is no target or `value`
+// is NaN.
+bool ReachedTarget(const Metric& m, double value);
+
 // early_terminate, typed. Rungs are steps of the sweep's metric (the `step` a trial
 // writes with it, normally its epoch). ParseSpec fills in the defaults below and
 // checks eta > 1, 1 <= min_iter <= max_iter (where given), s >= 1, min_trials >= 1.
@@ -131,6 +153,12 @@ struct Resources {
   enum class GpuCheckAction { kFlag, kStop };
   GpuCheckAction gpu_check_action = GpuCheckAction::kFlag;
 };
+
+// Returns the GPUs one trial holds while it runs on a GPU slot, for GPU-hours and
+// estimates: gpus_per_trial (at least 1) divided by trials_per_gpu (at least 1), so
+// 0.25 for four trials that share a GPU. (A trial with only gpu_memory and no
+// trials_per_gpu counts a whole GPU: how many share it is not known in advance.)
+double GpuShare(const Resources& r);
 
 struct SweepSpec {
   std::string file_name;  // as given to ParseSpec, used in messages

@@ -1,5 +1,6 @@
 // The `sweep` command's contract for bad input: clear messages and exit codes
 // (2 bad input, 1 unreachable scheduler), and nothing written to the database.
+#include "common/version.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
@@ -115,6 +116,54 @@ TEST_F(CliTest, EveryExampleSpecIsValidAndFindsItsProgramFromTheRepositoryRoot) 
     std::filesystem::remove(dir_ / "validate.err");
   }
   EXPECT_GE(specs, 2);
+}
+
+// Method names come from one table (sweeps/spec.h): the CLI's own copy once printed
+// a sobol sweep as "bayes".
+TEST_F(CliTest, ASobolSweepIsCalledSobolEverywhereTheCliNamesItsMethod) {
+  const std::string spec =
+      "method: sobol\nrun_cap: 4\ncommand: [\"/bin/true\", \"${args}\"]\n"
+      "parameters:\n  lr: {min: 0.001, max: 0.1}\n";
+  CommandResult v = Validate(spec);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_THAT(v.out, HasSubstr("spec.yaml: valid; sobol search over 1 parameter, 4 trials"));
+
+  Cluster c;  // no worker yet: the trials wait
+  c.StartScheduler();
+  WriteFile(c.dir() / "quasi.yaml", spec);
+  CommandResult submit = c.Sweep({"submit", c.dir() / "quasi.yaml"});
+  ASSERT_EQ(submit.exit_code, 0) << submit.err;
+  EXPECT_THAT(submit.err, HasSubstr("submitted: sobol search over 1 parameter, 4 trials"));
+  const std::string sweep(absl::StripAsciiWhitespace(submit.out));
+
+  CommandResult status = c.Sweep({"status", sweep});
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_THAT(status.out, ::testing::ContainsRegex(sweep + " +[^ ]+ +[a-z]+ +sobol "));
+  EXPECT_THAT(status.out, ::testing::Not(HasSubstr("bayes")));
+  CommandResult json = c.Sweep({"status", sweep, "--json"});
+  EXPECT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_THAT(json.out, HasSubstr("\"method\": \"sobol\""));
+  // The database says the same, read with and without the scheduler.
+  EXPECT_EQ(Db(c.db()).Value("SELECT method FROM sweeps"), "sobol");
+  CommandResult from_db = RunSweep({"status", sweep, "--db", c.db()}, dir_);
+  EXPECT_EQ(from_db.exit_code, 0) << from_db.err;
+  EXPECT_THAT(from_db.out, ::testing::ContainsRegex(sweep + " +[^ ]+ +[a-z]+ +sobol "));
+  // `trials` names no method; once a worker ran them it lists the four trials, and
+  // the ended sweep is still sobol.
+  c.StartWorker(1);
+  ASSERT_TRUE(c.WaitEnded(sweep, absl::Seconds(120)));
+  status = c.Sweep({"status", sweep});
+  EXPECT_THAT(status.out, ::testing::ContainsRegex(sweep + " +[^ ]+ +[a-z]+ +sobol +4/4 "));
+  CommandResult trials = c.Sweep({"trials", sweep});
+  EXPECT_EQ(trials.exit_code, 0) << trials.err;
+  EXPECT_THAT(trials.out, HasSubstr(sweep + "-0003"));
+  EXPECT_THAT(trials.out, ::testing::Not(HasSubstr("bayes")));
+}
+
+TEST_F(CliTest, VersionPrintsTheOneVersionString) {
+  CommandResult r = RunSweep({"--version"}, dir_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "sweep " + std::string(Version()) + "\n");
 }
 
 TEST_F(CliTest, BadFlagIsBadInput) {

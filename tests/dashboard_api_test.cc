@@ -503,16 +503,5 @@ TEST(DashboardAddressTest, ParsesHostPortBracketedV6AndBarePorts) {
   }
 }
 
-TEST(DashboardAddressTest, LoopbackIsLocalhost127SlashEightAndV6One) {
-  EXPECT_TRUE(IsLoopbackHost("localhost"));
-  EXPECT_TRUE(IsLoopbackHost("127.0.0.1"));
-  EXPECT_TRUE(IsLoopbackHost("127.1.2.3"));
-  EXPECT_TRUE(IsLoopbackHost("::1"));
-  EXPECT_FALSE(IsLoopbackHost("0.0.0.0"));
-  EXPECT_FALSE(IsLoopbackHost("::"));
-  EXPECT_FALSE(IsLoopbackHost("10.0.0.5"));
-  EXPECT_FALSE(IsLoopbackHost("example.com"));
-}
-
 }  // namespace
 }  // namespace sweep

@@ -11,24 +11,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(RpcTest, ConstantTimeEqualsComparesWholeStrings) {
-  EXPECT_TRUE(ConstantTimeEquals("Bearer abc", "Bearer abc"));
-  EXPECT_FALSE(ConstantTimeEquals("Bearer abc", "Bearer abd"));
-  EXPECT_FALSE(ConstantTimeEquals("Bearer abc", "Bearer ab"));
-  EXPECT_FALSE(ConstantTimeEquals("", "x"));
-}
-
-TEST(RpcTest, LoopbackAddressesAreRecognized) {
-  EXPECT_TRUE(IsLoopbackAddress("127.0.0.1:50051"));
-  EXPECT_TRUE(IsLoopbackAddress("127.3.2.1:1"));
-  EXPECT_TRUE(IsLoopbackAddress("localhost:50051"));
-  EXPECT_TRUE(IsLoopbackAddress("[::1]:50051"));
-  EXPECT_FALSE(IsLoopbackAddress("0.0.0.0:50051"));
-  EXPECT_FALSE(IsLoopbackAddress("[::]:50051"));
-  EXPECT_FALSE(IsLoopbackAddress("10.1.2.3:50051"));
-  EXPECT_FALSE(IsLoopbackAddress("head:50051"));
-}
-
 // A scheduler process started with `args`; its address on loopback.
 class Server {
  public:

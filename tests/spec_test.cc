@@ -532,6 +532,63 @@ TEST(ParseSpecTest, NamesEnumsTheWayTheSpecSpellsThem) {
             "q_log_uniform_values");
 }
 
+TEST(ParseSpecTest, EveryMethodIsReadBackFromItsOwnName) {
+  for (Method m : kMethods) {
+    EXPECT_EQ(MethodNamed(MethodName(m)), m) << MethodName(m);
+    const SweepSpec spec = Parse(absl::StrCat(
+        "method: ", std::string(MethodName(m)),
+        "\nprogram: t.py\nmetric: {name: loss}\nparameters:\n  a: {values: [1, 2]}\n"));
+    EXPECT_EQ(spec.method, m) << MethodName(m);
+  }
+  EXPECT_EQ(MethodNamed("Grid"), std::nullopt);
+  EXPECT_EQ(MethodNamed("hyperopt"), std::nullopt);
+  EXPECT_EQ(MethodNamed(""), std::nullopt);
+  EXPECT_EQ(MethodNames(), "grid, random, bayes, sobol");
+}
+
+TEST(MetricRuleTest, TargetIsReachedAtOrBeyondItInTheGoalsDirection) {
+  Metric max{.name = "acc", .goal = Goal::kMaximize, .target = 0.9};
+  EXPECT_TRUE(ReachedTarget(max, 0.9));
+  EXPECT_TRUE(ReachedTarget(max, 0.95));
+  EXPECT_FALSE(ReachedTarget(max, 0.89));
+  Metric min{.name = "loss", .goal = Goal::kMinimize, .target = 0.1};
+  EXPECT_TRUE(ReachedTarget(min, 0.1));
+  EXPECT_TRUE(ReachedTarget(min, -3));
+  EXPECT_FALSE(ReachedTarget(min, 0.11));
+  EXPECT_FALSE(ReachedTarget(min, std::nan("")));
+  EXPECT_FALSE(ReachedTarget(max, std::nan("")));
+  Metric none{.name = "loss", .goal = Goal::kMinimize, .target = std::nullopt};
+  EXPECT_FALSE(ReachedTarget(none, -1e300));
+}
+
+TEST(MetricRuleTest, BetterMeansLargerWhenMaximizingAndSmallerWhenMinimizing) {
+  EXPECT_TRUE(IsBetter(Goal::kMaximize, 2, 1));
+  EXPECT_FALSE(IsBetter(Goal::kMaximize, 1, 2));
+  EXPECT_FALSE(IsBetter(Goal::kMaximize, 1, 1));
+  EXPECT_TRUE(IsBetter(Goal::kMinimize, 1, 2));
+  EXPECT_FALSE(IsBetter(Goal::kMinimize, 2, 1));
+  EXPECT_FALSE(IsBetter(Goal::kMinimize, 1, 1));
+  EXPECT_FALSE(IsBetter(Goal::kMinimize, std::nan(""), 1));
+  EXPECT_FALSE(IsBetter(Goal::kMaximize, 1, std::nan("")));
+}
+
+TEST(ResourcesTest, GpuShareIsTheTrialsGpusDividedAmongTheTrialsSharingOne) {
+  Resources r;
+  EXPECT_EQ(GpuShare(r), 1);  // nothing asked: a whole GPU when on a GPU slot
+  r.gpus_per_trial = 1;
+  r.trials_per_gpu = 4;
+  EXPECT_EQ(GpuShare(r), 0.25);
+  r.trials_per_gpu = 0;
+  r.gpu_memory_mib = 4096;  // packed by memory: how many share is not known
+  EXPECT_EQ(GpuShare(r), 1);
+  r.gpus_per_trial = 3;
+  EXPECT_EQ(GpuShare(r), 3);
+  const SweepSpec spec = Parse(
+      "method: random\nprogram: t.py\nparameters:\n  a: {values: [1]}\n"
+      "resources: {gpus_per_trial: 1, trials_per_gpu: 2}\n");
+  EXPECT_EQ(GpuShare(spec.resources), 0.5);
+}
+
 // ---------------------------------------------------------------------------
 // Parsing: bad specs, each with its exact message
 

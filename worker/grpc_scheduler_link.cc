@@ -60,13 +60,13 @@ class GrpcSchedulerLink final : public SchedulerLink {
     return ToAbsl(st);
   }
 
-  // The one conversion from gRPC to absl statuses in the worker.
+  // FromGrpcStatus, but a call that ran out of time is Unavailable (retry).
   static absl::Status ToAbsl(const grpc::Status& st) {
     if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
       return absl::UnavailableError(
           absl::StrCat("the scheduler did not answer in time: ", st.error_message()));
     }
-    return absl::Status(static_cast<absl::StatusCode>(st.error_code()), st.error_message());
+    return FromGrpcStatus(st);
   }
 
   const std::string address_;

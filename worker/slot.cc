@@ -20,9 +20,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "common/utf8.h"
+#include "common/version.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
-#include "common/utf8.h"
 #include "trainer/contract.h"
 #include "worker/log_cap.h"
 
@@ -250,7 +251,7 @@ bool Slot::Register() {
   req.set_host(Hostname());
   req.set_pid(getpid());
   req.set_slot(index_);
-  req.set_version("0.1.0");
+  req.set_version(std::string(Version()));
   if (gpu_) {
     req.mutable_gpu()->set_index(gpu_->index);
     req.mutable_gpu()->set_uuid(gpu_->uuid);

@@ -37,13 +37,14 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "common/address.h"
 #include "worker/gpu.h"
 #include "worker/metrics_reader.h"
 
 namespace sweep {
 
 struct WorkerOptions {
-  std::string scheduler = "127.0.0.1:50051";
+  std::string scheduler = kDefaultSchedulerAddress;
   std::string token_file;  // the scheduler's shared token (docs/security.md)
   std::string tls_ca;      // CA of the scheduler's TLS certificate; empty: plaintext
   std::string work_dir = "sweep-runs";  // trial directories go under it

@@ -64,7 +64,6 @@ constexpr absl::string_view kHyperbandKeys[] = {"min_iter", "max_iter", "s",
 constexpr absl::string_view kAshaKeys[] = {"min_iter", "grace", "max_iter",
                                            "eta"};
 constexpr absl::string_view kMedianKeys[] = {"min_iter", "min_trials"};
-constexpr absl::string_view kMethods = "grid, random, bayes, sobol";
 constexpr absl::string_view kResourcesKeys[] = {"gpu_check", "gpu_memory", "gpus_per_trial",
                                                 "trials_per_gpu"};
 constexpr absl::string_view kGpuCheckKeys[] = {"action", "within"};
@@ -295,27 +294,21 @@ class Parser {
     if (entry == nullptr) {
       return Error(
           root.position, "method",
-          absl::StrCat("required key is missing; expected one of ", kMethods));
+          absl::StrCat("required key is missing; expected one of ", MethodNames()));
     }
     SWEEP_ASSIGN_OR_RETURN(const std::string method,
                            ReadString(entry->value, "method"));
-    if (method == "grid") {
-      spec_.method = Method::kGrid;
-    } else if (method == "random") {
-      spec_.method = Method::kRandom;
-    } else if (method == "sobol") {
-      spec_.method = Method::kSobol;
-    } else if (method == "bayes") {
-      spec_.method = Method::kBayes;
-      if (root.Find("metric") == nullptr) {
-        return Error(entry->value.position, "method",
-                     "bayes needs a metric to optimize; add metric: with a "
-                     "name and a goal");
-      }
-    } else {
+    const std::optional<Method> named = MethodNamed(method);
+    if (!named) {
       return Error(entry->value.position, "method",
                    absl::StrCat("unknown method ", Quoted(method),
-                                "; expected one of ", kMethods));
+                                "; expected one of ", MethodNames()));
+    }
+    spec_.method = *named;
+    if (spec_.method == Method::kBayes && root.Find("metric") == nullptr) {
+      return Error(entry->value.position, "method",
+                   "bayes needs a metric to optimize; add metric: with a "
+                   "name and a goal");
     }
     return absl::OkStatus();
   }
@@ -354,15 +347,16 @@ class Parser {
     if (const YamlEntry* goal = node.Find("goal")) {
       SWEEP_ASSIGN_OR_RETURN(const std::string text,
                              ReadString(goal->value, "metric.goal"));
-      if (text == "minimize") {
-        metric.goal = Goal::kMinimize;
-      } else if (text == "maximize") {
-        metric.goal = Goal::kMaximize;
-      } else {
+      std::optional<Goal> named;
+      for (Goal g : {Goal::kMinimize, Goal::kMaximize}) {
+        if (GoalName(g) == text) named = g;
+      }
+      if (!named) {
         return Error(goal->value.position, "metric.goal",
                      absl::StrCat("unknown goal ", Quoted(text),
                                   "; expected minimize or maximize"));
       }
+      metric.goal = *named;
     }
     if (const YamlEntry* target = node.Find("target")) {
       SWEEP_ASSIGN_OR_RETURN(metric.target,
