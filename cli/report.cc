@@ -146,6 +146,14 @@ std::string FormatStatus(const v1::GetStatusResponse& status, double now) {
         absl::StrAppend(&out, absl::StrFormat(", %.2f %s in all", s.cost_total(), s.currency()));
       }
       absl::StrAppend(&out, "; from ", s.estimate_basis(), "\n");
+    } else if (s.has_spent()) {
+      absl::StrAppend(&out, s.id(), ": spent ",
+                      absl::StrFormat("%.2f GPU-hours, %.3f kWh", s.gpu_hours_spent(),
+                                      s.energy_kwh_spent()));
+      if (s.has_cost_spent()) {
+        absl::StrAppend(&out, absl::StrFormat(", %.2f %s", s.cost_spent(), s.currency()));
+      }
+      absl::StrAppend(&out, "\n");
     } else if (s.state() == "running" && !s.estimate_basis().empty()) {
       absl::StrAppend(&out, s.id(), ": ", s.estimate_basis(), "\n");
     }
@@ -294,6 +302,13 @@ nlohmann::json ToJson(const v1::SweepSummary& s) {
                                                        : nlohmann::json(nullptr)},
                            {"currency", s.currency()}}
           : nlohmann::json(nullptr);
+  j["spent"] = s.has_spent()
+                   ? nlohmann::json{{"gpu_hours", s.gpu_hours_spent()},
+                                    {"energy_kwh", s.energy_kwh_spent()},
+                                    {"cost", s.has_cost_spent() ? nlohmann::json(s.cost_spent())
+                                                                : nlohmann::json(nullptr)},
+                                    {"currency", s.currency()}}
+                   : nlohmann::json(nullptr);
   j["best"] = s.has_best() ? nlohmann::json{{"trial", s.best_trial()},
                                             {"value", s.best_value()}}
                            : nlohmann::json(nullptr);

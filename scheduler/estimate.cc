@@ -23,7 +23,6 @@ Estimate EstimateSweep(const EstimateInput& in) {
   double running_gpu_seconds = 0;
   for (const RunningTrial& r : in.running) running_gpu_seconds += r.elapsed * r.gpus;
   e.gpu_hours_so_far = (in.ended.gpu_seconds + running_gpu_seconds) / 3600;
-  constexpr double kJoulesPerKwh = 3.6e6;
   double running_joules = 0;
   for (const RunningTrial& r : in.running) running_joules += r.energy_joules;
   e.energy_kwh_so_far = (in.energy.joules + running_joules) / kJoulesPerKwh;

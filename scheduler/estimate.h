@@ -24,6 +24,8 @@
 
 namespace sweep {
 
+inline constexpr double kJoulesPerKwh = 3.6e6;
+
 // Running sums over the durations of a sweep's ended trials.
 struct DurationStats {
   int64_t n = 0;

@@ -4,6 +4,8 @@
 #include "absl/strings/str_split.h"
 #include "common/status_util.h"
 #include "nlohmann/json.hpp"
+#include "scheduler/estimate.h"
+#include "sweeps/spec.h"
 
 namespace sweep {
 
@@ -88,8 +90,29 @@ absl::StatusOr<v1::SweepSummary> SweepRecords::Summarize(const SweepRow& row) {
       s.set_best_value(best->second);
     }
   }
+  if (row.state != "running") SWEEP_RETURN_IF_ERROR(AddSpent(row, s));
   if (live_ != nullptr) live_->AddToSweep(s);
   return s;
+}
+
+absl::Status SweepRecords::AddSpent(const SweepRow& row, v1::SweepSummary& out) {
+  SWEEP_ASSIGN_OR_RETURN(SpentRow spent, store_->Spent(row.id));
+  // A sweep of CPU trials spent no GPU-hours: nothing to say.
+  if (spent.gpu_trial_seconds <= 0 && spent.energy_joules <= 0) return absl::OkStatus();
+  // The spec as stored was valid when submitted; one that no longer parses (a
+  // newer sweep's key) only loses the GPU share and the money.
+  absl::StatusOr<spec::SweepSpec> parsed = spec::ParseSpec(row.spec_yaml, row.file_name);
+  double share = parsed.ok() ? spec::GpuShare(parsed->resources) : 1;
+  out.set_has_spent(true);
+  out.set_gpu_hours_spent(spent.gpu_trial_seconds * share / 3600);
+  out.set_energy_kwh_spent(spent.energy_joules / kJoulesPerKwh);
+  if (parsed.ok() && parsed->cost) {
+    out.set_has_cost_spent(true);
+    out.set_cost_spent(out.gpu_hours_spent() * parsed->cost->gpu_hour +
+                       out.energy_kwh_spent() * parsed->cost->kwh);
+    out.set_currency(parsed->cost->currency);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::GetStatusResponse> SweepRecords::Status(const std::string& sweep_id,

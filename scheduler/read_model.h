@@ -63,6 +63,8 @@ class SweepRecords {
   // The trial's stored GPU placement, outcome and telemetry (`row` may be null),
   // then the live telemetry of a running one.
   void AddGpu(const TrialGpuRow* row, v1::TrialSummary& out);
+  // What an ended sweep spent: GPU-hours, energy and money (SweepSummary.has_spent).
+  absl::Status AddSpent(const SweepRow& row, v1::SweepSummary& out);
 
   Store* const store_;
   LiveView* const live_;

@@ -814,6 +814,23 @@ absl::StatusOr<std::map<std::string, double>> Store::LastValues(
 
 // ---- GPU placement and telemetry (migration 4)
 
+absl::StatusOr<SpentRow> Store::Spent(const std::string& sweep_id) {
+  Stmt s(db_,
+         "SELECT COUNT(*), "
+         "  COALESCE(SUM(CASE WHEN gpu >= 0 THEN ended_at - started_at ELSE 0 END), 0), "
+         "  COALESCE(SUM(energy_joules), 0) "
+         "FROM trials WHERE sweep_id=? AND started_at > 0 AND ended_at >= started_at");
+  s.Bind(sweep_id);
+  SpentRow out;
+  if (s.Next()) {
+    out.trials = s.Int(0);
+    out.gpu_trial_seconds = s.Real(1);
+    out.energy_joules = s.Real(2);
+  }
+  SWEEP_RETURN_IF_ERROR(s.status());
+  return out;
+}
+
 absl::Status Store::UpdateTrialGpu(const TrialGpuRow& r) {
   return Stmt(db_,
               "UPDATE trials SET gpus=?, gpu_flag=?, failure_kind=?, peak_gpu_memory_mib=?, "

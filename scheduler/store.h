@@ -115,6 +115,13 @@ struct TrialGpuRow {
   std::string state;         // the trial's state (read only)
 };
 
+// What the ended trials of a sweep used, from their rows (the last attempt of each).
+struct SpentRow {
+  int64_t trials = 0;              // trials that started and ended
+  double gpu_trial_seconds = 0;    // summed durations of those that ran on a GPU slot
+  double energy_joules = 0;        // summed measured energy
+};
+
 class Store {
  public:
   // Opens (creating if needed) the database at `path` and applies pending
@@ -210,6 +217,7 @@ class Store {
   // `r` but state; LoadTrialGpu returns the trials of a sweep with any of them set,
   // by id; LoadOneTrialGpu returns one trial's (NotFound if unknown).
   absl::Status UpdateTrialGpu(const TrialGpuRow& r);
+  absl::StatusOr<SpentRow> Spent(const std::string& sweep_id);
   absl::StatusOr<std::map<std::string, TrialGpuRow>> LoadTrialGpu(const std::string& sweep_id);
   absl::StatusOr<TrialGpuRow> LoadOneTrialGpu(const std::string& trial_id);
   // How many trials of the sweep have each GPU flag or failure kind

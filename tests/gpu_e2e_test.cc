@@ -177,6 +177,10 @@ TEST(GpuEndToEndTest, TrialsPerGpuPacksTwoTrialsOnEachGpuAndNeverThree) {
   // `sweep trials` shows the telemetry.
   CommandResult out = g.c().Sweep({"trials", sweep});
   EXPECT_THAT(out.out, HasSubstr("700 MiB peak"));
+  // The ended sweep says what it spent: its trials' GPU time and measured energy.
+  CommandResult status = g.c().Sweep({"status", sweep});
+  EXPECT_THAT(status.out, HasSubstr(sweep + ": spent ")) << status.out;
+  EXPECT_THAT(status.out, HasSubstr(" kWh")) << status.out;
 }
 
 TEST(GpuEndToEndTest, GpuMemoryPacksByMemoryWithHeadroom) {
