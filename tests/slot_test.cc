@@ -410,6 +410,30 @@ TEST_F(SlotTest, LogTailsThatAreNoUtf8AreCleanedSoTheOutcomeCanBeSent) {
   EXPECT_TRUE(absl::StartsWith(tail, "y")) << "the cut character is dropped whole";
 }
 
+TEST_F(SlotTest, AThrottledTrialsLastLinesAreReadAtTheBoundAfterItEnds) {
+  SlotOptions o;
+  o.metrics.max_points_per_second = 10;
+  link_.QueueTrial(Trial("t-1", R"(for i in $(seq 0 29); do echo "{\"step\": $i, \"loss\": 1}"; )"
+                                R"(done >> "$SWEEP_METRICS_FILE")"));
+  Start(o);
+  // Ten points a second of the clock: the slot waits on the clock for each next
+  // share (it does not spin), and reports all thirty before the outcome. The clock
+  // moves in small steps until the outcome is in; how many it takes does not matter.
+  for (int i = 0; i < 2000 && link_.finishes().empty(); ++i) {
+    clock_.Advance(absl::Milliseconds(100));
+    WaitFor([&] { return !link_.finishes().empty(); }, absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(link_.AwaitCalls(Method::kFinish, 1));
+  std::set<int64_t> steps;
+  std::string notices;
+  for (const Call<v1::ReportMetricsRequest>& r : link_.reports()) {
+    for (const v1::MetricPoint& p : r.request.points()) steps.insert(p.step());
+    for (const std::string& n : r.request.notices()) notices += n;
+  }
+  EXPECT_EQ(steps.size(), 30u);
+  EXPECT_THAT(notices, HasSubstr("more than 10 metric points a second"));
+}
+
 TEST_F(SlotTest, MetricLinesReachReportMetricsInOrderAndASendThatFailsIsRepeatedUnchanged) {
   link_.FailNext(Method::kReport, absl::UnavailableError("scheduler away"), 2);
   link_.QueueTrial(Trial("t-1", absl::StrCat(

@@ -195,7 +195,8 @@ bool MetricsReader::Switch() {
 std::vector<MetricPointData> MetricsReader::ReadNew(double now) {
   std::vector<MetricPointData> out;
   // Refill the points budget: at most one second's worth at once.
-  if (tokens_ < 0) {
+  if (!started_) {
+    started_ = true;
     tokens_ = limits_.max_points_per_second;
   } else if (now > tokens_at_) {
     tokens_ = std::min(limits_.max_points_per_second,

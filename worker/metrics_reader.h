@@ -124,7 +124,8 @@ class MetricsReader {
   int64_t lines_ = 0;
   int64_t bad_lines_ = 0;
   std::string last_error_;
-  double tokens_ = -1;  // points that may still be read now; -1 before the first read
+  bool started_ = false;  // a first ReadNew filled the points budget
+  double tokens_ = 0;     // points that may still be read now (below 0: overdrawn)
   double tokens_at_ = 0;
   bool caught_up_ = true;
   std::string flooded_;

@@ -640,15 +640,20 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
                     (!reader.caught_up() && !flooded))) {
     if (!reader.caught_up() && !flooded) take_output();
     PromoteBacklog(a);
-    if (SendPending(a, &stale, &stop)) continue;
+    const bool sent = SendPending(a, &stale, &stop);
+    // Points left to send go out at once; a reader held back by the points-per-
+    // second bound gets its next share after a poll interval.
+    if (sent && (!backlog_.empty() || !notices_.empty())) continue;
+    if (sent && (reader.caught_up() || flooded)) continue;
     if (stale || clock_->Now() > give_up || life_->phase() == kStopNow) {
       if (!stale) {
-        spdlog::error("{}: could not report {} metric points of trial {}", name_,
-                      pending_.points_size() + backlog_.size(), a.trial_id());
+        spdlog::error("{}: could not report {} metric points of trial {}{}", name_,
+                      pending_.points_size() + backlog_.size(), a.trial_id(),
+                      reader.caught_up() ? "" : ", nor the rest of its metrics file");
       }
       break;
     }
-    clock_->SleepFor(o_.retry_interval);
+    life_->Sleep(sent ? o_.poll_interval : o_.retry_interval);
   }
   if (reader.bad_lines() > 0) {
     spdlog::warn("{}: trial {} wrote {} malformed metric lines; last: {}", name_,
