@@ -416,12 +416,18 @@ TEST_F(SlotTest, AThrottledTrialsLastLinesAreReadAtTheBoundAfterItEnds) {
   link_.QueueTrial(Trial("t-1", R"(for i in $(seq 0 29); do echo "{\"step\": $i, \"loss\": 1}"; )"
                                 R"(done >> "$SWEEP_METRICS_FILE")"));
   Start(o);
-  // Ten points a second of the clock: the slot waits on the clock for each next
-  // share (it does not spin), and reports all thirty before the outcome. The clock
-  // moves in small steps until the outcome is in; how many it takes does not matter.
-  for (int i = 0; i < 2000 && link_.finishes().empty(); ++i) {
-    clock_.Advance(absl::Milliseconds(100));
-    WaitFor([&] { return !link_.finishes().empty(); }, absl::Milliseconds(10));
+  // Ten points a second of the clock. Once the trial has ended, the slot waits on
+  // the clock (beside the heartbeat thread) for each next share: each second it is
+  // given brings one more report, until all thirty are in and the outcome follows.
+  ASSERT_TRUE(AwaitState(SlotState::kFinishing));
+  while (true) {
+    const int reports = static_cast<int>(link_.reports().size());
+    ASSERT_TRUE(WaitFor([&] { return clock_.waiters() >= 2 || !link_.finishes().empty(); },
+                        kEventTimeout));
+    if (!link_.finishes().empty()) break;
+    clock_.Advance(absl::Seconds(1));
+    ASSERT_TRUE(link_.AwaitCalls(Method::kReport, reports + 1));
+    ASSERT_LE(reports, 10) << "the slot reads nothing when given time";
   }
   ASSERT_TRUE(link_.AwaitCalls(Method::kFinish, 1));
   std::set<int64_t> steps;
@@ -666,9 +672,10 @@ TEST_F(SlotTest, ADriverThatHangsHoldsUpNoStartNoHeartbeatAndNoEnd) {
   ASSERT_TRUE(link_.AwaitCalls(Method::kHeartbeat, 2));
   clock_.Advance(kHeartbeatInterval);
   ASSERT_TRUE(link_.AwaitCalls(Method::kHeartbeat, 3));
-  // Not a margin for a race: this is the case under test, a driver that has not
-  // answered for longer than a slot waits for it (kSlowDriver, 0.5 s).
-  absl::SleepFor(absl::Milliseconds(600));
+  // The case under test: a driver that has not answered for longer than a slot
+  // waits for it (kSlowDriver, 0.5 s).
+  ASSERT_TRUE(WaitFor([&] { return monitor_->ReadDuration() > absl::Milliseconds(600); },
+                      kEventTimeout));
   OpenGate();
   ASSERT_TRUE(link_.AwaitCalls(Method::kFinish, 1)) << "the end is reported, clock unmoved";
   EXPECT_EQ(link_.finishes()[0].request.outcome(), v1::TRIAL_OUTCOME_COMPLETED);

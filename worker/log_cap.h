@@ -27,8 +27,7 @@ class LogCap {
 
   // Cuts the file when it passed the bound. Returns true the first time it cut.
   bool Poll();
-  // Bytes cut so far.
-  int64_t cut() const { return cut_; }
+  const std::string& path() const { return path_; }
 
  private:
   const std::string path_;

@@ -563,7 +563,7 @@ void Slot::RunTrial(const v1::TrialAssignment& a) {
     for (LogCap& cap : caps) {
       if (cap.Poll()) {
         notes.push_back(absl::StrCat(
-            fs::path(&cap == &caps[0] ? so.stdout_path : so.stderr_path).filename().string(),
+            fs::path(cap.path()).filename().string(),
             " passed ", o_.max_log_bytes >> 20, " MiB: its middle is cut, its first and "
             "last bytes kept (worker flag --max-log-mib)"));
       }
